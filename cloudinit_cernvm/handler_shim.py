@@ -12,7 +12,7 @@ breaking cloud-init's user-data processing.
 """
 
 try:
-    from cloudinit_cernvm.handlers import (  # noqa: F401
+    from cloudinit_cernvm.handlers import (
         frequency,
         handle_part,
         handler_version,

@@ -1,0 +1,161 @@
+"""cloud-init datasource ``CernVM``: the seed the microboot stage saved.
+
+The microboot stage recognised the cloud and fetched the user-data once;
+this datasource only reads what it left on the scratch disk (``seed.py``),
+turns old-syntax user-data into MIME (``userdata.py``) and reports it to
+cloud-init. It never goes to the network, so it is found in the local stage;
+the user-data is consumed in the network stage by default, because amiconfig
+plugins need the network (``dsmode``).
+
+Found through ``datasource_pkg_list: [ cloudinit_cernvm ]``; cloud-init's
+loader needs this module name. Only APIs that exist in cloud-init 20.4 to
+26.x are used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from cloudinit import sources
+
+from cloudinit_cernvm import providers
+from cloudinit_cernvm import seed as seedlib
+
+LOG = logging.getLogger(__name__)
+
+#: where the handler shim lives in cloud-init's handlers directory
+HANDLER_SHIM_NAME = "cernvm_handlers.py"
+
+
+class DataSourceCernVM(sources.DataSource):
+    """The seed of the microboot stage, read in the local stage."""
+
+    dsname = "CernVM"
+
+    # µCernVM settings may carry credentials (cernvm_inject): keep them out
+    # of the world-readable instance-data.json.
+    sensitive_metadata_keys = (*sources.DataSource.sensitive_metadata_keys, "ucontext")
+
+    def __init__(self, sys_cfg, distro, paths, ud_proc=None):
+        super().__init__(sys_cfg, distro, paths, ud_proc)
+        self.seed_dir = str(self.ds_cfg.get("seed_dir") or seedlib.DEFAULT_SEED_DIR)
+        self.provider: str | None = None
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} [seed={self.seed_dir}]"
+
+    def ds_detect(self) -> bool:
+        """Whether there is a seed at all (cloud-init 23.4+ asks first)."""
+        return os.path.lexists(os.path.join(self.seed_dir, "source"))
+
+    def _get_data(self) -> bool:
+        try:
+            return self._read_seed()
+        except Exception as err:  # a datasource must never break the boot
+            LOG.warning("CernVM: seed %s not used: %s: %s", self.seed_dir,
+                        type(err).__name__, err)
+            return False
+
+    def _read_seed(self) -> bool:
+        try:
+            seed = seedlib.read_seed(self.seed_dir)
+        except seedlib.NoSeed as err:
+            LOG.debug("CernVM: %s", err)
+            return False
+        except seedlib.SeedError as err:
+            LOG.warning("CernVM: seed not used: %s", err)
+            return False
+        for problem in seed.problems:
+            LOG.warning("CernVM: %s", problem)
+
+        meta_data = dict(seed.meta_data)
+        meta_data["instance-id"] = seedlib.instance_id(seed, _dmi_uuid())
+        self.metadata = meta_data
+        self.provider = seed.provider
+        self.userdata_raw = _normalize(seed.user_data)
+        self.vendordata_raw = None
+        self._crawled_metadata = {
+            "meta-data": meta_data,
+            "provider": seed.provider,
+            "seed-dir": self.seed_dir,
+            "ucontext": seed.ucontext,
+        }
+        self.dsmode = self._determine_dsmode(
+            [meta_data.get("dsmode"), self.ds_cfg.get("dsmode")]
+        )
+        self._restore_handler_shim()
+        LOG.info(
+            "CernVM: seed %s: provider %s, instance %s, %d bytes of user-data",
+            self.seed_dir, seed.provider, meta_data["instance-id"], len(seed.user_data),
+        )
+        return True
+
+    def _get_cloud_name(self) -> str:
+        if self.provider is None:
+            return sources.METADATA_UNKNOWN
+        return providers.CLOUD_NAMES.get(self.provider, sources.METADATA_UNKNOWN)
+
+    def _get_subplatform(self) -> str:
+        return f"seed-dir ({self.seed_dir})"
+
+    def _restore_handler_shim(self) -> None:
+        """Put the part-handler shim back if ``cloud-init clean`` removed it.
+
+        cloud-init finds part-handlers only in its handlers directory; the
+        package installs the shim there, but ``clean`` empties the directory.
+        """
+        handlers_dir = self.paths.get_cpath("handlers")
+        target = os.path.join(handlers_dir, HANDLER_SHIM_NAME)
+        if os.path.exists(target):
+            return
+        source = os.path.join(os.path.dirname(__file__), "handler_shim.py")
+        try:
+            with open(source, "rb") as f:
+                code = f.read()
+            os.makedirs(handlers_dir, mode=0o755, exist_ok=True)
+            tmp = f"{target}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(code)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+            LOG.info("CernVM: restored the part-handler shim %s", target)
+        except OSError as err:
+            LOG.warning("CernVM: cannot restore the part-handler shim %s: %s", target, err)
+
+
+class DataSourceCernVMNet(DataSourceCernVM):
+    """The same datasource, for a network stage that did not see a local one."""
+
+
+def _normalize(raw: bytes) -> bytes:
+    """Old-syntax user-data to MIME; on a documented error, the raw data as is."""
+    try:
+        from cloudinit_cernvm import userdata
+    except ImportError:
+        return raw
+    try:
+        return userdata.normalize(raw)
+    except userdata.UserDataError as err:
+        LOG.warning("CernVM: user-data kept as given, not converted: %s", err)
+        return raw
+
+
+def _dmi_uuid() -> str | None:
+    """The machine's DMI UUID, read from sysfs (no dmidecode: fast, local)."""
+    try:
+        with open("/sys/class/dmi/id/product_uuid") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+datasources = [
+    (DataSourceCernVM, (sources.DEP_FILESYSTEM,)),
+    (DataSourceCernVMNet, (sources.DEP_FILESYSTEM, sources.DEP_NETWORK)),
+]
+
+
+def get_datasource_list(depends):
+    """Return the datasource classes that match ``depends`` (cloud-init's loader)."""
+    return sources.list_from_depends(depends, datasources)

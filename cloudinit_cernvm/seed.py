@@ -1,0 +1,210 @@
+"""Read the seed the microboot stage left on the scratch disk.
+
+Plain functions over a directory, no cloud-init: the datasource, the command
+line and the tests share them. The layout is the contract between the two
+boot stages (DESIGN.md): ``source`` (required: without it the directory is
+no seed), ``user-data`` (required, may be empty), ``meta-data`` (JSON,
+optional: older µCernVM writes none) and ``ucontext`` (optional).
+
+Reading never changes the seed: it is the raw record of what the provider
+gave, kept for ``cernvm-context show`` and for debugging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+
+from cloudinit_cernvm import providers
+
+DEFAULT_SEED_DIR = "/mnt/.rw/context"
+
+#: user-data larger than this is refused: no cloud takes more than a few
+#: hundred KiB, so a bigger file is a broken seed, not a context
+MAX_USER_DATA = 16 * 1024 * 1024
+#: meta-data and ucontext are small; a cap keeps a broken seed from costing
+MAX_SMALL_FILE = 1024 * 1024
+
+#: DMI UUIDs that firmware uses as placeholders: never an instance's identity
+BOGUS_UUIDS = frozenset(
+    {
+        "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        "03000200-0400-0500-0006-000700080009",
+    }
+)
+
+
+class NoSeed(Exception):
+    """The directory holds no seed (absent, or no ``source`` file)."""
+
+
+class SeedError(Exception):
+    """The directory is a seed, but it cannot be used (one-line reason)."""
+
+
+@dataclass
+class Seed:
+    """What the microboot stage saved, read and checked."""
+
+    path: str
+    provider: str
+    user_data: bytes
+    meta_data: dict = field(default_factory=dict)
+    ucontext_text: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def known_provider(self) -> bool:
+        """True when ``source`` names a provider this project knows."""
+        return self.provider in providers.CLOUD_NAMES
+
+    @property
+    def cloud_name(self) -> str:
+        """The provider in cloud-init's spelling, ``unknown`` if unknown."""
+        return providers.CLOUD_NAMES.get(self.provider, "unknown")
+
+    @property
+    def ucontext(self) -> dict[str, str]:
+        """The ``_UCONTEXT_KEY=value`` settings µCernVM saved, as a dict."""
+        settings: dict[str, str] = {}
+        for line in self.ucontext_text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.startswith("_UCONTEXT_"):
+                settings[key] = value
+        return settings
+
+    def digest(self) -> str:
+        """A digest of what identifies the context: provider, user-data, meta-data.
+
+        Used as the instance id where neither meta-data nor DMI gives one, so
+        that the same seed on the next boot is the same instance and a new
+        context is a new instance.
+        """
+        h = hashlib.sha256()
+        h.update(self.provider.encode() + b"\0")
+        h.update(self.user_data + b"\0")
+        h.update(json.dumps(self.meta_data, sort_keys=True).encode())
+        return h.hexdigest()
+
+
+def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
+    """Read the seed in ``path``.
+
+    Raises :class:`NoSeed` when there is none, :class:`SeedError` when the
+    seed cannot be used (its user-data is missing or unreadable: using an
+    empty one instead would mark the instance as contextualized with nothing).
+    Lesser faults (unknown provider, bad meta-data, loose permissions) are
+    listed in ``Seed.problems`` and the rest is used.
+    """
+    source_file = os.path.join(path, "source")
+    if not os.path.isdir(path):
+        raise NoSeed(f"no seed directory {path}")
+    if not os.path.lexists(source_file):
+        raise NoSeed(f"{path} has no 'source' file: not a seed")
+    problems: list[str] = []
+    try:
+        raw_source = _read(source_file, MAX_SMALL_FILE)
+    except OSError as err:
+        raise SeedError(f"cannot read {source_file}: {_why(err)}") from None
+    name = raw_source.decode("utf-8", "replace").strip()
+    provider = providers.canonical(name) if name else None
+    if provider is None:
+        provider = name or "unknown"
+        problems.append(
+            f"{source_file}: unknown provider {name!r}; known: {', '.join(providers.NAMES)}"
+        )
+
+    user_data_file = os.path.join(path, "user-data")
+    try:
+        user_data = _read(user_data_file, MAX_USER_DATA)
+    except OSError as err:
+        raise SeedError(f"cannot read {user_data_file}: {_why(err)}") from None
+
+    meta_data = _read_meta_data(os.path.join(path, "meta-data"), problems)
+    ucontext_text = _read_optional_text(os.path.join(path, "ucontext"), problems)
+    problems.extend(_permission_problems(path))
+    return Seed(path, provider, user_data, meta_data, ucontext_text, problems)
+
+
+def instance_id(seed: Seed, dmi_uuid: str | None) -> str:
+    """The instance id: from meta-data, else the DMI UUID, else the seed digest."""
+    iid = seed.meta_data.get("instance-id")
+    if isinstance(iid, str) and iid.strip():
+        return iid.strip()
+    if dmi_uuid and dmi_uuid.strip().lower() not in BOGUS_UUIDS:
+        return dmi_uuid.strip().lower()
+    return "cernvm-" + seed.digest()[:20]
+
+
+def _read(path: str, limit: int) -> bytes:
+    """Read a regular file of at most ``limit`` bytes (OSError otherwise)."""
+    with open(path, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"larger than {limit} bytes")
+    return data
+
+
+def _why(err: OSError) -> str:
+    """An OSError as a short reason, without the path repeated."""
+    return err.strerror or str(err)
+
+
+def _read_optional_text(path: str, problems: list[str]) -> str:
+    if not os.path.lexists(path):
+        return ""
+    try:
+        return _read(path, MAX_SMALL_FILE).decode("utf-8", "replace")
+    except OSError as err:
+        problems.append(f"cannot read {path}: {_why(err)}; ignored")
+        return ""
+
+
+def _read_meta_data(path: str, problems: list[str]) -> dict:
+    text = _read_optional_text(path, problems)
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        problems.append(f"{path}: not valid JSON ({err}); ignored")
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path}: not a JSON object; ignored")
+        return {}
+    keys = data.get("public-keys")
+    if isinstance(keys, str):
+        data["public-keys"] = [k for k in keys.splitlines() if k.strip()]
+    elif keys is not None and not (
+        isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+    ):
+        problems.append(f"{path}: 'public-keys' is not a list of strings; ignored")
+        del data["public-keys"]
+    for key in ("instance-id", "local-hostname", "availability-zone", "region"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(f"{path}: {key!r} is not a string; ignored")
+            del data[key]
+    return data
+
+
+def _permission_problems(path: str) -> list[str]:
+    """The seed holds secrets: say so when others can read it."""
+    found = []
+    for name in ("", "user-data", "meta-data", "ucontext"):
+        target = os.path.join(path, name) if name else path
+        try:
+            mode = os.lstat(target).st_mode
+        except OSError:
+            continue
+        if mode & 0o077:
+            want = "0700" if stat.S_ISDIR(mode) else "0600"
+            found.append(
+                f"{target} is mode {stat.S_IMODE(mode):04o}; it holds secrets and should be {want}"
+            )
+    return found

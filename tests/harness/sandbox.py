@@ -1,0 +1,326 @@
+"""Run real cloud-init releases in a sandbox that cannot touch the host.
+
+A :class:`Machine` is a directory on the host holding what a machine keeps
+across boots (``/etc/cloud``, ``/var/lib/cloud``, ``/var/log``, the scratch
+disk ``/mnt/.rw``) plus ``/run``, emptied at every boot. :meth:`Machine.boot`
+enters private mount, UTS and network namespaces, builds a copy-on-write
+overlay of ``/`` (its writes go to a tmpfs that vanishes with the
+namespace), binds the machine's directories into it, optionally fakes the
+DMI tree and the kernel command line, and runs the cloud-init stages of one
+release, unpacked from Debian's package, inside a ``chroot``. The network
+namespace has only loopback: a datasource that tried to reach a metadata
+service would fail, and tests would see it.
+
+Used by the tests, ``make demo`` and ``make bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("CERNVM_CACHE", Path.home() / ".cache" / "cloudinit-cernvm"))
+RELEASES_DIR = CACHE / "cloud-init"
+RUNNER = Path(__file__).resolve().with_name("runner.py")
+VENV_PYTHON = Path(os.environ.get("CERNVM_PYTHON", REPO / ".venv" / "bin" / "python"))
+
+#: the stages of one boot, as systemd runs them on a real machine
+BOOT_STAGES: tuple[tuple[str, ...], ...] = (
+    ("init", "--local"),
+    ("init",),
+    ("modules", "--mode", "config"),
+    ("modules", "--mode", "final"),
+)
+
+#: modules that are safe and fast in a sandbox with no network; tests that
+#: need more add them through ``extra_config``
+SANDBOX_CONFIG: dict = {
+    "network": {"config": "disabled"},
+    "cloud_init_modules": ["bootcmd", "write_files", "set_hostname", "update_hostname"],
+    "cloud_config_modules": ["runcmd"],
+    "cloud_final_modules": [
+        "scripts_vendor",
+        "scripts_per_once",
+        "scripts_per_boot",
+        "scripts_per_instance",
+        "scripts_user",
+        "final_message",
+    ],
+}
+
+DEFAULT_CMDLINE = "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro console=ttyS0"
+
+
+def version_key(release: str) -> tuple[int, ...]:
+    """Order releases numerically (20.4.1 < 22.4.2 < 25.1.4 < 26.2)."""
+    return tuple(int(p) for p in release.split(".") if p.isdigit())
+
+
+def releases() -> list[str]:
+    """The cloud-init releases unpacked by ``tools/bootstrap``, oldest first."""
+    if not RELEASES_DIR.is_dir():
+        return []
+    found = [p.name for p in RELEASES_DIR.iterdir() if (p / ".complete").exists()]
+    return sorted(found, key=version_key)
+
+
+def _versions_table() -> list[list[str]]:
+    lines = (REPO / "tests" / "cloudinit-versions").read_text().splitlines()
+    return [ln.split() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def wanted_releases() -> list[str]:
+    """The releases the project supports (``tests/cloudinit-versions``)."""
+    return [row[1] for row in _versions_table()]
+
+
+def python_for(release: str) -> Path:
+    """The interpreter a release runs on: its own virtualenv where it needs one."""
+    for _suite, name, version in _versions_table():
+        if name == release:
+            own = REPO / f".venv-py{version}" / "bin" / "python"
+            if own.exists():
+                return own
+    return VENV_PYTHON
+
+
+@dataclass
+class StageResult:
+    """What one cloud-init command did inside the sandbox."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@dataclass
+class BootResult:
+    """The stages of one boot, in order."""
+
+    stages: list[StageResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def stage(self, *args: str) -> StageResult:
+        """The result of the stage run with exactly these arguments."""
+        for result in self.stages:
+            if result.args == args:
+                return result
+        raise KeyError(args)
+
+    @property
+    def ok(self) -> bool:
+        """True when every stage exited 0."""
+        return all(s.returncode == 0 for s in self.stages)
+
+
+class Machine:
+    """One sandboxed machine running one cloud-init release."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        release: str,
+        *,
+        extra_config: dict | None = None,
+        dmi: dict[str, str] | None = None,
+        cmdline: str = DEFAULT_CMDLINE,
+        cernvm_config: Path | None = None,
+    ) -> None:
+        self.dir = Path(workdir)
+        self.release = release
+        self.release_dir = RELEASES_DIR / release
+        if not (self.release_dir / ".complete").exists():
+            raise FileNotFoundError(f"cloud-init {release} is not unpacked; run tools/bootstrap")
+        self.dmi = dmi
+        self.cmdline = cmdline
+        for name in ("etc-cloud", "var-lib-cloud", "var-log", "run", "mnt-rw", "out", "ns"):
+            (self.dir / name).mkdir(parents=True, exist_ok=True)
+        self._write_config(extra_config or {}, cernvm_config or REPO / "cfg" / "90_cernvm.cfg")
+
+    # --- paths as the machine sees them, from the host ----------------------
+    @property
+    def seed_dir(self) -> Path:
+        """Host path of the machine's ``/mnt/.rw/context`` (the default seed)."""
+        return self.dir / "mnt-rw" / "context"
+
+    @property
+    def cloud_dir(self) -> Path:
+        """Host path of the machine's ``/var/lib/cloud``."""
+        return self.dir / "var-lib-cloud"
+
+    @property
+    def run_dir(self) -> Path:
+        """Host path of the machine's ``/run`` (emptied at every boot)."""
+        return self.dir / "run"
+
+    @property
+    def log(self) -> str:
+        """The machine's ``/var/log/cloud-init.log``."""
+        path = self.dir / "var-log" / "cloud-init.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def host_path(self, path: str) -> Path:
+        """Map an absolute path inside the machine to the host, for bound dirs."""
+        for inner, outer in self._binds():
+            if path == inner or path.startswith(inner + "/"):
+                return Path(outer) / path[len(inner) :].lstrip("/")
+        raise ValueError(f"{path} is not kept outside the sandbox")
+
+    def write_seed(
+        self,
+        source: str | None,
+        user_data: bytes | str | None,
+        meta_data: dict | str | None = None,
+        ucontext: str | None = None,
+    ) -> Path:
+        """Write a seed the way the microboot stage does (0700 / 0600)."""
+        seed = self.seed_dir
+        seed.mkdir(parents=True, exist_ok=True)
+        seed.chmod(0o700)
+        items = {
+            "source": None if source is None else source + "\n",
+            "user-data": user_data,
+            "meta-data": json.dumps(meta_data) if isinstance(meta_data, dict) else meta_data,
+            "ucontext": ucontext,
+        }
+        for name, value in items.items():
+            if value is None:
+                continue
+            data = value.encode() if isinstance(value, str) else value
+            path = seed / name
+            path.write_bytes(data)
+            path.chmod(0o600)
+        return seed
+
+    # --- running ------------------------------------------------------------
+    def boot(self, stages: tuple[tuple[str, ...], ...] = BOOT_STAGES) -> BootResult:
+        """Boot once: empty ``/run``, then run the stages in order."""
+        shutil.rmtree(self.run_dir)
+        self.run_dir.mkdir()
+        return self.run(*stages)
+
+    def cloud_init(self, *args: str) -> StageResult:
+        """Run one cloud-init command (``status``, ``query v1``...) without rebooting."""
+        return self.run(tuple(args)).stages[0]
+
+    def query(self, key: str = "v1") -> object:
+        """``cloud-init query KEY``, parsed as JSON when it is."""
+        result = self.cloud_init("query", key)
+        if result.returncode != 0:
+            raise RuntimeError(f"cloud-init {self.release} query {key}: {result.stderr.strip()}")
+        try:
+            return json.loads(result.stdout)
+        except ValueError:
+            return result.stdout.strip()
+
+    def run(self, *commands: tuple[str, ...]) -> BootResult:
+        """Run cloud-init commands in one sandbox session, in order."""
+        out = self.dir / "out"
+        shutil.rmtree(out)
+        out.mkdir()
+        script = self._script(tuple(tuple(c) for c in commands))
+        started = time.monotonic()
+        proc = subprocess.run(
+            ["unshare", "--mount", "--uts", "--net", "--propagation", "private",
+             "bash", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        result = BootResult(seconds=time.monotonic() - started)
+        results = out / "results.json"
+        if proc.returncode != 0 or not results.exists():
+            raise RuntimeError(
+                f"sandbox for cloud-init {self.release} failed ({proc.returncode}): "
+                f"{proc.stderr.strip()[-2000:]}"
+            )
+        for item in json.loads(results.read_text()):
+            item["args"] = tuple(item["args"])
+            result.stages.append(StageResult(**item))
+        return result
+
+    # --- internals ----------------------------------------------------------
+    def _binds(self) -> list[tuple[str, str]]:
+        d = self.dir
+        return [
+            ("/etc/cloud", str(d / "etc-cloud")),
+            ("/var/lib/cloud", str(d / "var-lib-cloud")),
+            ("/var/log", str(d / "var-log")),
+            ("/run", str(d / "run")),
+            ("/mnt/.rw", str(d / "mnt-rw")),
+            ("/sandbox-out", str(d / "out")),
+        ]
+
+    def _write_config(self, extra_config: dict, cernvm_config: Path) -> None:
+        etc = self.dir / "etc-cloud"
+        shutil.rmtree(etc)
+        shutil.copytree(self.release_dir / "etc" / "cloud", etc, symlinks=True)
+        (etc / "cloud.cfg.d" / "README").unlink(missing_ok=True)
+        if cernvm_config.exists():
+            shutil.copy(cernvm_config, etc / "cloud.cfg.d" / "90_cernvm.cfg")
+        config = {**SANDBOX_CONFIG, **extra_config}
+        (etc / "cloud.cfg.d" / "99_sandbox.cfg").write_text(
+            "# written by the test sandbox\n" + yaml.safe_dump(config)
+        )
+
+    def _script(self, commands: tuple[tuple[str, ...], ...]) -> str:
+        """The bash script that builds the sandbox and runs the commands."""
+        ns = self.dir / "ns"
+        root = ns / "root"
+        pythonpath = f"{REPO}:{self.release_dir}/usr/lib/python3/dist-packages"
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PYTHONPATH": pythonpath,
+            "HOME": "/root",
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        cloud_init = f"{self.release_dir}/usr/bin/cloud-init"
+        lines = [
+            "set -eu",
+            f"ns={shlex.quote(str(ns))}; root={shlex.quote(str(root))}",
+            'mount -t tmpfs -o mode=0755 sandbox "$ns"',
+            'mkdir -p "$ns/upper" "$ns/work" "$root"',
+            'mount -t overlay overlay -o "lowerdir=/,upperdir=$ns/upper,workdir=$ns/work" "$root"',
+            'for d in proc sys dev; do mount --rbind "/$d" "$root/$d"; done',
+            'mount -t tmpfs -o mode=1777 tmp "$root/tmp"',
+        ]
+        for inner, outer in self._binds():
+            target = f'"$root{inner}"'
+            lines.append(f"mkdir -p {target}; mount --bind {shlex.quote(outer)} {target}")
+        cmdline = self.dir / "cmdline"
+        cmdline.write_text(self.cmdline.strip() + "\n")
+        lines.append(f'mount --bind {shlex.quote(str(cmdline))} "$root/proc/cmdline"')
+        if self.dmi is not None:
+            dmi = self.dir / "dmi"
+            shutil.rmtree(dmi, ignore_errors=True)
+            dmi.mkdir()
+            for key, value in self.dmi.items():
+                (dmi / key).write_text(value + "\n")
+            lines += [
+                'mount -t tmpfs -o mode=0755 class "$root/sys/class"',
+                'for c in /sys/class/*; do n=${c##*/}; [ "$n" = dmi ] && continue;'
+                ' mkdir "$root/sys/class/$n"; mount --rbind "$c" "$root/sys/class/$n"; done',
+                'mkdir -p "$root/sys/class/dmi/id"',
+                f'mount --bind {shlex.quote(str(dmi))} "$root/sys/class/dmi/id"',
+            ]
+        lines += ["hostname cernvm-sandbox", "ip link set lo up"]
+        python = python_for(self.release)
+        job = {"env": env, "argv0": [str(python), cloud_init], "commands": commands}
+        (self.dir / "out" / "job.json").write_text(json.dumps(job))
+        lines.append(
+            f'chroot "$root" {python} {RUNNER} /sandbox-out/job.json /sandbox-out/results.json'
+        )
+        return "\n".join(lines) + "\n"
