@@ -160,6 +160,12 @@ class Machine:
         return self.dir / "var-lib-cloud"
 
     @property
+    def instance_dir(self) -> Path:
+        """Host path of ``/var/lib/cloud/instance`` (a link to the current instance)."""
+        link = self.cloud_dir / "instance"
+        return self.host_path(os.readlink(link)) if link.is_symlink() else link
+
+    @property
     def run_dir(self) -> Path:
         """Host path of the machine's ``/run`` (emptied at every boot)."""
         return self.dir / "run"

@@ -1,0 +1,125 @@
+"""Reading the seed: plain functions, no cloud-init, no root."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cloudinit_cernvm import providers, seed
+
+
+def write(d: Path, **files: str | bytes) -> Path:
+    d.mkdir(mode=0o700, exist_ok=True)
+    for name, value in files.items():
+        p = d / name.replace("_", "-")
+        p.write_bytes(value.encode() if isinstance(value, str) else value)
+        p.chmod(0o600)
+    return d
+
+
+def test_no_directory_is_no_seed(tmp_path):
+    with pytest.raises(seed.NoSeed):
+        seed.read_seed(str(tmp_path / "absent"))
+
+
+def test_directory_without_source_is_no_seed(tmp_path):
+    write(tmp_path / "s", user_data="x")
+    with pytest.raises(seed.NoSeed, match="no 'source' file"):
+        seed.read_seed(str(tmp_path / "s"))
+
+
+def test_legacy_seed_without_meta_data(tmp_path):
+    d = write(tmp_path / "s", source="OpenNebula\n", user_data="[cernvm]\nusers = a:b:\n",
+              ucontext="_UCONTEXT_CVMFS_BRANCH=prod\n_UCONTEXT_RESIZE_ROOTFS=0\nnoise\n")
+    s = seed.read_seed(str(d))
+    assert s.provider == "OpenNebula" and s.cloud_name == "opennebula"
+    assert s.user_data == b"[cernvm]\nusers = a:b:\n"
+    assert s.meta_data == {}
+    assert s.ucontext == {"_UCONTEXT_CVMFS_BRANCH": "prod", "_UCONTEXT_RESIZE_ROOTFS": "0"}
+    assert s.problems == []
+
+
+@pytest.mark.parametrize(("name", "cloud"), sorted(providers.CLOUD_NAMES.items()))
+def test_every_provider_maps_to_cloud_inits_spelling(tmp_path, name, cloud):
+    s = seed.read_seed(str(write(tmp_path / "s", source=name.upper() + "\n", user_data="")))
+    assert (s.provider, s.cloud_name, s.known_provider) == (name, cloud, True)
+
+
+def test_unknown_provider_is_a_problem_not_a_failure(tmp_path):
+    s = seed.read_seed(str(write(tmp_path / "s", source="Hetzner\n", user_data="")))
+    assert s.provider == "Hetzner" and s.cloud_name == "unknown" and not s.known_provider
+    assert len(s.problems) == 1 and "unknown provider 'Hetzner'" in s.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("meta", "problem"),
+    [
+        ("{broken", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps({"instance-id": 5}), "'instance-id' is not a string"),
+        (json.dumps({"public-keys": {"a": 1}}), "'public-keys' is not a list"),
+    ],
+)
+def test_bad_meta_data_is_ignored_with_one_line(tmp_path, meta, problem):
+    s = seed.read_seed(str(write(tmp_path / "s", source="EC2", user_data="", meta_data=meta)))
+    assert [p for p in s.problems if problem in p] and all("\n" not in p for p in s.problems)
+    assert "instance-id" not in s.meta_data
+
+
+def test_public_keys_as_text_become_a_list(tmp_path):
+    meta = json.dumps({"public-keys": "ssh-rsa AAA a\n\nssh-ed25519 BBB b\n"})
+    s = seed.read_seed(str(write(tmp_path / "s", source="EC2", user_data="", meta_data=meta)))
+    assert s.meta_data["public-keys"] == ["ssh-rsa AAA a", "ssh-ed25519 BBB b"]
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "too-large"])
+def test_unusable_user_data_refuses_the_seed(tmp_path, kind, monkeypatch):
+    d = write(tmp_path / "s", source="EC2")
+    if kind == "directory":
+        (d / "user-data").mkdir()
+    elif kind == "too-large":
+        monkeypatch.setattr(seed, "MAX_USER_DATA", 10)
+        (d / "user-data").write_bytes(b"x" * 11)
+    with pytest.raises(seed.SeedError, match=r"cannot read .*user-data"):
+        seed.read_seed(str(d))
+
+
+def test_loose_permissions_are_reported(tmp_path):
+    d = write(tmp_path / "s", source="EC2", user_data="secret")
+    os.chmod(d, 0o755)
+    os.chmod(d / "user-data", 0o644)
+    problems = seed.read_seed(str(d)).problems
+    assert any("mode 0755" in p and "0700" in p for p in problems)
+    assert any("user-data is mode 0644" in p and "0600" in p for p in problems)
+
+
+def test_reading_changes_nothing(tmp_path):
+    d = write(tmp_path / "s", source="EC2", user_data="x", meta_data="{}")
+    before = {p.name: (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns) for p in d.iterdir()}
+    seed.read_seed(str(d))
+    after = {p.name: (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns) for p in d.iterdir()}
+    assert before == after
+
+
+def test_instance_id_precedence(tmp_path):
+    d = write(tmp_path / "s", source="EC2", user_data="x")
+    s = seed.read_seed(str(d))
+    digest_id = seed.instance_id(s, None)
+    assert digest_id.startswith("cernvm-") and len(digest_id) == len("cernvm-") + 20
+    assert seed.instance_id(s, "ABCD-1234") == "abcd-1234"
+    for bogus in seed.BOGUS_UUIDS:
+        assert seed.instance_id(s, bogus.upper()) == digest_id
+    s.meta_data["instance-id"] = "i-42"
+    assert seed.instance_id(s, "ABCD-1234") == "i-42"
+
+
+def test_digest_changes_with_the_context_only(tmp_path):
+    a = seed.read_seed(str(write(tmp_path / "a", source="EC2", user_data="x", ucontext="1")))
+    b = seed.read_seed(str(write(tmp_path / "b", source="EC2", user_data="x", ucontext="2")))
+    c = seed.read_seed(str(write(tmp_path / "c", source="EC2", user_data="y")))
+    d = seed.read_seed(str(write(tmp_path / "d", source="GCE", user_data="x")))
+    assert a.digest() == b.digest()
+    assert len({a.digest(), c.digest(), d.digest()}) == 3
