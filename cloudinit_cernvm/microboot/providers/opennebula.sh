@@ -6,7 +6,8 @@
 
 # context_vars FILE DIR: each NAME=value assignment of FILE as DIR/NAME
 # holding the value (single and double quotes, backslashes, "export"
-# understood; $(...), `...` and $VAR kept as text; other lines skipped).
+# understood; $(...), `...` and $VAR kept as text, never run; other lines
+# skipped).
 context_vars() {
     mkdir -p "$2"
     awk -v dir="$2" '
@@ -44,6 +45,17 @@ context_vars() {
                         d = substr(s, i + 1, 1)
                         if (d != "\n") v = v d
                         i += 2
+                    } else if (c == "`" || substr(s, i, 2) == "$(") {
+                        # kept as text up to its end, as sh would read it
+                        j = i + (c == "`" ? 1 : 2); depth = 1
+                        while (j <= n && depth > 0) {
+                            d = substr(s, j, 1)
+                            if (c == "`") { if (d == "`") depth = 0 }
+                            else if (d == "(") depth++
+                            else if (d == ")") depth--
+                            j++
+                        }
+                        v = v substr(s, i, j - i); i = j
                     } else { v = v c; i++ }
                 }
                 val[name] = v
