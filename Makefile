@@ -20,6 +20,7 @@ demo: setup
 	$(PY) tools/demo.py
 
 bench: setup
+	$(PY) bench/microboot.py
 	$(PY) bench/bench.py
 
 clean:

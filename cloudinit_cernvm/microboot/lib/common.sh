@@ -1,0 +1,222 @@
+#!/bin/sh
+# Shared helpers of fetch-context: log lines with timings, bounded HTTP,
+# meta-data collection and the atomic seed writer. Sourced, never run.
+# Globals are upper case and set by fetch-context: WORK (a private work
+# directory), SYSROOT, METADATA_URL, DEADLINE_MS.
+
+# --- log and time ------------------------------------------------------------
+
+log() { printf 'fetch-context: %s\n' "$*" >&2; }
+
+# Milliseconds since boot, read without starting a process (/proc/uptime
+# counts hundredths of a second).
+now_ms() {
+    read -r _up _rest </proc/uptime
+    _cs=${_up%.*}${_up#*.}
+    while case $_cs in 0?*) true ;; *) false ;; esac; do _cs=${_cs#0}; done
+    NOW_MS=$((_cs * 10))
+}
+
+# step WHAT: log WHAT with the milliseconds since the previous step.
+step() {
+    now_ms
+    log "$1 ($((NOW_MS - STEP_MS)) ms)"
+    STEP_MS=$NOW_MS
+}
+
+# --- HTTP --------------------------------------------------------------------
+# Every request is bounded: connect 2 s, answer 4 s, and the whole run by
+# DEADLINE_MS. Requests that cannot connect (the network is still settling)
+# or get a 5xx are tried again after a second, 3 tries at most; a service
+# that accepts the connection and stays silent is not asked again. Several
+# URLs go in one curl run (one process, one connection).
+
+HTTP_CONNECT_S=2
+HTTP_MAX_S=4
+HTTP_TRIES=3
+HTTP_COUNT=0
+
+# http METHOD HEADER NAME URL [NAME URL]...: each URL into WORK/NAME, its
+# status into WORK/NAME.code ("000": no answer). HEADER ('' for none) goes
+# with every request, through curl's config on stdin, so a token never shows
+# in ps. Returns 1 when a request got no answer.
+http() {
+    _method=$1 _hdr=$2
+    shift 2
+    _cfg="${_hdr:+header = \"$_hdr\"}"
+    _n=0 _names=
+    while [ $# -ge 2 ]; do
+        _cfg="$_cfg
+url = \"$2\"
+output = \"$WORK/$1\""
+        _names="$_names $1" _n=$((_n + 1))
+        shift 2
+    done
+    _try=1
+    while :; do
+        now_ms
+        _left=$(((DEADLINE_MS - NOW_MS) / 1000 / _n))
+        [ "$_left" -ge 1 ] || { log "no time left for$_names"; return 1; }
+        [ "$_left" -lt "$HTTP_MAX_S" ] || _left=$HTTP_MAX_S
+        HTTP_COUNT=$((HTTP_COUNT + _n))
+        curl -q -sS -K - -X "$_method" \
+            --connect-timeout "$HTTP_CONNECT_S" --max-time "$_left" \
+            -w '%{http_code} %{time_connect}\n' >"$WORK/curl.out" 2>"$WORK/curl.err" <<EOF
+$_cfg
+EOF
+        _again='' _silent=''
+        # shellcheck disable=SC2086 # the names, one word each
+        set -- $_names
+        while read -r _code _conn; do
+            echo "$_code" >"$WORK/$1.code"
+            case $_code in
+                [1-4]??) ;;
+                5??) _again="status $_code" ;;
+                *) case $_conn in
+                       0|0.0|0.000000) _again="no connection" ;;  # connect failed
+                       *) _silent=1 ;;
+                   esac ;;
+            esac
+            shift
+        done <"$WORK/curl.out"
+        if [ -n "$_silent" ]; then
+            log "$_method$_names: connected, no answer: $(head -n 1 "$WORK/curl.err")"
+            return 1
+        fi
+        [ -n "$_again" ] || return 0
+        [ "$_try" -lt "$HTTP_TRIES" ] || break
+        log "$_method$_names: $_again, trying again"
+        _try=$((_try + 1))
+        sleep 1
+    done
+    log "$_method$_names: $_again after $HTTP_TRIES tries"
+    case $_again in status*) return 0 ;; esac
+    return 1
+}
+
+# get HEADER NAME URL [NAME URL]...: GET each URL into WORK/NAME. A 404
+# leaves WORK/NAME empty (the provider has none), as does any failure;
+# got NAME tells them apart. Returns 1 when a request got no answer.
+get() {
+    http GET "$@"
+    _rc=$?
+    shift
+    while [ $# -ge 2 ]; do
+        got "$1" || [ "$_rc" = 1 ] || log "${2%%\?*}: status $CODE"
+        [ "$CODE" = 200 ] || : >"$WORK/$1"
+        shift 2
+    done
+    return $_rc
+}
+
+# got NAME: 0 when NAME came (200), or is known to be absent (404); its
+# status in CODE.
+got() {
+    CODE=000
+    [ -r "$WORK/$1.code" ] && read -r CODE <"$WORK/$1.code"
+    case $CODE in 200|404) return 0 ;; esac
+    return 1
+}
+
+# value NAME: the first line of WORK/NAME in VALUE, without a process.
+value() {
+    VALUE=
+    [ -r "$WORK/$1" ] && IFS= read -r VALUE <"$WORK/$1"
+    case $VALUE in *[[:cntrl:]]) VALUE=${VALUE%?} ;; esac    # a CR
+}
+
+# --- meta-data ---------------------------------------------------------------
+# Providers collect items with md KEY VALUE (first line of VALUE), md_file
+# KEY NAME, md_json FILE KEY=JSONKEY... and public keys with md_keys FILE
+# (one key a line); meta_json turns them into the seed's meta-data JSON
+# object: instance-id, local-hostname, public-keys, availability-zone,
+# region, then any other key in the order given.
+
+md() {
+    _mv=${2%%"$NL"*}
+    [ -n "$_mv" ] && printf '%s\t%s\n' "$1" "$_mv" >>"$WORK/md"
+    return 0
+}
+NL='
+'
+
+# md_json FILE KEY=JSONKEY...: md KEY with the string "JSONKEY" of a JSON
+# FILE, for each pair, in one pass.
+md_json() {
+    _f=$1
+    shift
+    json_strs "$_f" "$@" >>"$WORK/md"
+}
+
+# md_file KEY NAME: md KEY with the first line of WORK/NAME.
+md_file() { value "$2"; md "$1" "$VALUE"; }
+
+md_keys() {
+    [ -s "$1" ] || return 0
+    awk '{ sub(/\r$/, "") } !/^[ \t]*(#|$)/ { print "public-keys\t" $0 }' "$1" >>"$WORK/md"
+}
+
+# meta_json IN OUT: key<TAB>value lines to a JSON object, strings escaped.
+meta_json() {
+    awk -F '\t' '
+        BEGIN { n = split("instance-id local-hostname public-keys availability-zone region", order, " ")
+                for (i = 1; i <= n; i++) seen[order[i]] = 1
+                for (i = 1; i < 32; i++) ctl[sprintf("%c", i)] = sprintf("\\u%04x", i)
+                ctl["\n"] = "\\n"; ctl["\t"] = "\\t"; ctl["\r"] = "\\r" }
+        function esc(s,   out, c, i) {
+            out = ""
+            for (i = 1; i <= length(s); i++) {
+                c = substr(s, i, 1)
+                if (c == "\\" || c == "\"") out = out "\\" c
+                else if (c in ctl) out = out ctl[c]
+                else out = out c
+            }
+            return "\"" out "\""
+        }
+        {
+            k = $1; v = substr($0, length(k) + 2)
+            if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+            if (k == "public-keys") keys = (nk++ ? keys ", " : "") esc(v)
+            else val[k] = esc(v)
+        }
+        END {
+            printf "{"
+            for (i = 1; i <= n; i++) {
+                k = order[i]
+                if (k == "public-keys") { if (!nk) continue; v = "[" keys "]" }
+                else if (k in val) v = val[k]
+                else continue
+                printf "%s\n  %s: %s", (m++ ? "," : ""), esc(k), v
+            }
+            printf "%s}\n", (m ? "\n" : "")
+        }' "$1" >"$2"
+}
+
+# --- the seed ----------------------------------------------------------------
+
+# seed_write SEED: WORK's user-data, meta-data, ucontext and source become
+# the seed. They are copied into a directory inside SEED, then each renamed
+# into place (atomic), source last; a seed file this run has not is removed
+# first. The umask (077) makes files 0600; SEED is made 0700.
+seed_write() {
+    _seed=$1 _new="$1/.new.$$" _stale=''
+    set -- "$WORK/user-data"
+    for _f in meta-data ucontext; do
+        if [ -s "$WORK/$_f" ]; then set -- "$@" "$WORK/$_f"; else _stale="$_stale $_seed/$_f"; fi
+    done
+    set -- "$@" "$WORK/source"
+    if ! { [ -d "$_seed" ] || mkdir -p "$_seed"; } || ! chmod 700 "$_seed" ||
+        ! mkdir "$_new" || ! cp "$@" "$_new/"; then
+        log "cannot write into $_seed"
+        rm -rf "$_new"
+        return 1
+    fi
+    _src=$*
+    set --
+    for _f in $_src; do set -- "$@" "$_new/${_f##*/}"; done
+    # shellcheck disable=SC2086 # file names, one word each
+    rm -f $_stale
+    mv -f "$@" "$_seed/" && rmdir "$_new" && return 0
+    log "cannot move the seed into $_seed"
+    return 1
+}

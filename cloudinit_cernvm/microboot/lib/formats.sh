@@ -1,0 +1,142 @@
+#!/bin/sh
+# Data formats met while fetching: base64, gzip (with a size cap), the few
+# JSON strings the seed needs, and the µCernVM block of the user-data
+# (also inside MIME parts) turned into ucontext lines. Sourced, never run.
+
+GZIP_CAP=16777216    # 16 MiB: user-data larger than this once unpacked is refused
+
+# b64 IN OUT: base64 IN decoded into OUT (blanks and line ends ignored).
+b64() {
+    tr -d ' \t\r\n' <"$1" >"$1.b64" && base64 -d "$1.b64" >"$2" 2>/dev/null && return 0
+    log "$3 is not valid base64"
+    return 1
+}
+
+# gunzip_capped FILE: FILE unpacked in place if it is gzip, at most GZIP_CAP.
+gunzip_capped() {
+    case $(od -An -tx1 -N2 "$1") in *1f\ 8b*) ;; *) return 0 ;; esac
+    rm -f "$1.gzfail"
+    { gunzip -c "$1" 2>/dev/null || : >"$1.gzfail"; } | head -c $((GZIP_CAP + 1)) >"$1.gunzip"
+    _size=$(wc -c <"$1.gunzip")
+    if [ "$_size" -gt "$GZIP_CAP" ]; then
+        log "gzip user-data unpacks to more than $GZIP_CAP bytes: refused"
+        return 1
+    fi
+    if [ -e "$1.gzfail" ]; then
+        log "gzip user-data is corrupt"
+        return 1
+    fi
+    mv -f "$1.gunzip" "$1"
+    log "user-data was gzip: $_size bytes unpacked"
+}
+
+# json_strs FILE NAME=KEY...: "NAME<TAB>value" for the first string value of
+# each "KEY" in a JSON FILE, escapes undone (enough for ids, names, zones).
+json_strs() {
+    _jf=$1
+    shift
+    awk -v pairs="$*" '{ all = all " " $0 } END {
+        n = split(pairs, p, " ")
+        for (i = 1; i <= n; i++) {
+            name = p[i]; sub(/=.*/, "", name); key = substr(p[i], length(name) + 2)
+            if (!match(all, "\"" key "\"[ \t]*:[ \t]*\"")) continue
+            s = substr(all, RSTART + RLENGTH); out = ""
+            while (s != "") {
+                c = substr(s, 1, 1)
+                if (c == "\"") break
+                if (c == "\\") { c = substr(s, 2, 1); s = substr(s, 2); if (c == "n" || c == "t") c = " " }
+                out = out c; s = substr(s, 2)
+            }
+            if (out != "") print name "\t" out
+        }
+    }' "$_jf"
+}
+
+# json_obj_values KEY FILE: the string values of the object "KEY", a line each.
+json_obj_values() {
+    tr '\n' ' ' <"$2" | awk -v key="$1" '{
+        if (!match($0, "\"" key "\"[ \t]*:[ \t]*[{]")) exit
+        s = substr($0, RSTART + RLENGTH); n = 0; out = ""; instr = 0
+        while (s != "") {
+            c = substr(s, 1, 1); s = substr(s, 2)
+            if (!instr) {
+                if (c == "}") break
+                if (c == "\"") { instr = 1; out = "" }
+                else if (c == ":") isval = 1
+                else if (c == ",") isval = 0
+                continue
+            }
+            if (c == "\\") { c = substr(s, 1, 1); s = substr(s, 2); if (c == "n") c = "\n" }
+            else if (c == "\"") { instr = 0; if (isval) printf "%s\n", out; continue }
+            out = out c
+        }
+    }'
+}
+
+# ucontext IN OUT: the first µCernVM block of IN as _UCONTEXT_KEY=value
+# lines (µCernVM's rules: exact marker lines, split at the first "=", key
+# upper-cased, yes/on/true -> 1 and no/off/false -> 0 in any case). MIME
+# parts are looked into, base64 ones decoded. OUT is empty when no block.
+ucontext() {
+    _flat=$1 _first=
+    IFS= read -r _first <"$1"
+    case $_first in *:*) mime_parts "$1" "$WORK/parts" ;; esac    # a header line
+    if [ -s "$WORK/parts/list" ]; then
+        _flat=$WORK/flat
+        : >"$_flat"
+        while read -r _part _enc; do
+            if [ "$_enc" = base64 ]; then
+                b64 "$_part" "$_part.dec" "a base64 MIME part" && cat "$_part.dec" >>"$WORK/flat"
+            else
+                cat "$_part" >>"$WORK/flat"
+            fi
+            echo >>"$WORK/flat"
+        done <"$WORK/parts/list"
+    fi
+    awk '
+        BEGIN { split("yes on true", t, " "); split("no off false", f, " ")
+                for (i in t) truth[t[i]] = 1; for (i in f) truth[f[i]] = 0 }
+        { sub(/\r$/, "") }
+        done { exit }
+        !inblk { if ($0 == "[ucernvm-begin]") inblk = 1; next }
+        $0 == "[ucernvm-end]" { done = 1; next }
+        {
+            i = index($0, "="); if (i < 2) next
+            k = toupper(substr($0, 1, i - 1)); v = substr($0, i + 1)
+            if (k !~ /^[A-Z0-9_]+$/) next
+            if (tolower(v) in truth) v = truth[tolower(v)]
+            print "_UCONTEXT_" k "=" v
+        }' "$_flat" >"$2"
+}
+
+# mime_parts IN DIR: when IN is MIME multipart, each part body in DIR/N and
+# DIR/list holding "DIR/N ENCODING" lines; else an empty DIR/list.
+mime_parts() {
+    mkdir -p "$2"
+    awk -v dir="$2" '
+        { sub(/\r$/, "") }
+        state == 0 {
+            if ($0 == "") { state = (bnd == "" ? 9 : 1); next }
+            hdr = hdr " " $0
+            if (match(hdr, /[Bb][Oo][Uu][Nn][Dd][Aa][Rr][Yy]="[^"]*"/))
+                bnd = substr(hdr, RSTART + 10, RLENGTH - 11)
+            else if (match(hdr, /[Bb][Oo][Uu][Nn][Dd][Aa][Rr][Yy]=[^ ;]+/))
+                bnd = substr(hdr, RSTART + 9, RLENGTH - 9)
+            next
+        }
+        state == 9 { exit }
+        $0 == "--" bnd "--" { if (out != "") close(out); exit }
+        $0 == "--" bnd {
+            if (out != "") close(out)
+            n++; out = dir "/" n; printf "" > out; enc = "7bit"; inhdr = 1; next
+        }
+        out == "" { next }
+        inhdr {
+            if ($0 == "") { inhdr = 0; print out " " enc >> (dir "/list"); next }
+            if (tolower($0) ~ /^content-transfer-encoding:[ \t]*base64/) enc = "base64"
+            next
+        }
+        { print > out }
+    ' "$1"
+    [ -e "$2/list" ] || : >"$2/list"
+}

@@ -1,0 +1,99 @@
+#!/bin/sh
+# Labelled disks: config drives, context CDs, the Azure provisioning CD.
+# Sourced, never run. With CERNVM_MEDIA_DIR (tests), each sub-directory
+# stands for a mounted disk whose label is its name. On a real machine the
+# disks come from blkid (else from /proc/partitions, their iso9660 or vfat
+# label read directly), and a disk is mounted read-only on first use and
+# unmounted by media_release.
+
+# media_list: WORK/media, one disk a line: LABEL<TAB>DEVICE-OR-DIR<TAB>TYPE
+media_list() {
+    [ -e "$WORK/media" ] && return 0
+    : >"$WORK/media"
+    if [ -n "$MEDIA_DIR" ]; then
+        set +f
+        for _d in "$MEDIA_DIR"/*/; do
+            [ -d "$_d" ] || continue
+            _d=${_d%/}
+            printf '%s\t%s\tdir\n' "${_d##*/}" "$_d" >>"$WORK/media"
+        done
+        set -f
+    elif command -v blkid >/dev/null 2>&1; then
+        blkid 2>/dev/null | awk '{
+            dev = $0; sub(/:.*/, "", dev); lab = ""; typ = ""
+            if (match($0, / LABEL="[^"]*"/)) lab = substr($0, RSTART + 8, RLENGTH - 9)
+            if (match($0, / TYPE="[^"]*"/)) typ = substr($0, RSTART + 7, RLENGTH - 8)
+            if (typ ~ /^(iso9660|vfat|udf)$/) print lab "\t" dev "\t" typ
+        }' >>"$WORK/media"
+    else
+        while read -r _ _ _ _name; do
+            case $_name in ''|name|ram*|loop*|zram*) continue ;; esac
+            disk_label "/dev/$_name" && printf '%s\t/dev/%s\t%s\n' \
+                "$DISK_LABEL" "$_name" "$DISK_TYPE" >>"$WORK/media"
+        done <"$SYSROOT/proc/partitions"
+    fi
+    return 0
+}
+
+# bytes DEV OFFSET COUNT: COUNT bytes of DEV at OFFSET, trailing blanks cut.
+bytes() {
+    dd if="$1" bs=1 skip="$2" count="$3" 2>/dev/null | tr -d '\000' | sed 's/ *$//'
+}
+
+# disk_label DEV: DISK_LABEL and DISK_TYPE of an iso9660 or vfat disk.
+disk_label() {
+    if [ "$(bytes "$1" 32769 5)" = CD001 ]; then
+        DISK_TYPE=iso9660 DISK_LABEL=$(bytes "$1" 32808 32)
+    elif [ "$(bytes "$1" 82 5)" = FAT32 ]; then
+        DISK_TYPE=vfat DISK_LABEL=$(bytes "$1" 71 11)
+    else
+        case $(bytes "$1" 54 5) in FAT12|FAT16) ;; *) return 1 ;; esac
+        DISK_TYPE=vfat DISK_LABEL=$(bytes "$1" 43 11)
+    fi
+    [ "$DISK_LABEL" != "NO NAME" ] || DISK_LABEL=
+    return 0
+}
+
+# media_find LABELGLOB PATH: the first disk whose label matches LABELGLOB
+# and that holds PATH ("-": any). Sets MEDIA (its directory) and
+# MEDIA_LABEL.
+media_find() {
+    media_list
+    while IFS="$(printf '\t')" read -r _lab _dev _typ; do
+        # shellcheck disable=SC2254 # the rule's glob
+        case $_lab in $1) ;; *) continue ;; esac
+        media_mount "$_dev" "$_typ" || continue
+        [ "$2" = - ] || [ -e "$MEDIA/$2" ] || continue
+        # shellcheck disable=SC2034 # read by the providers
+        MEDIA_LABEL=$_lab
+        return 0
+    done <"$WORK/media"
+    return 1
+}
+
+# media_mount DEV TYPE: MEDIA is DEV's directory, mounted read-only once.
+media_mount() {
+    if [ "$2" = dir ]; then MEDIA=$1; return 0; fi
+    MEDIA="$WORK/mnt/${1##*/}"
+    [ -e "$MEDIA.ok" ] && return 0
+    [ -e "$MEDIA.bad" ] && return 1
+    mkdir -p "$MEDIA"
+    if mount -r -t "$2" "$1" "$MEDIA" 2>"$WORK/mount.err"; then
+        : >"$MEDIA.ok"
+        return 0
+    fi
+    log "cannot mount $1 ($2): $(head -n 1 "$WORK/mount.err")"
+    : >"$MEDIA.bad"
+    return 1
+}
+
+# media_release: unmount what media_mount mounted.
+media_release() {
+    [ -d "$WORK/mnt" ] || return 0
+    set +f
+    for _ok in "$WORK"/mnt/*.ok; do
+        [ -e "$_ok" ] && umount "${_ok%.ok}" 2>/dev/null
+    done
+    set -f
+    return 0
+}

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Azure: CustomData (base64) from ovf-env.xml on the provisioning CD; where
+# there is no CD, IMDS compute/userData (base64) with "Metadata: true".
+
+# xml_text TAG FILE: the text of the first element TAG (any namespace prefix).
+xml_text() {
+    tr -d '\r\n' <"$2" | sed -n "s#.*<\([A-Za-z0-9]*:\)\{0,1\}$1>\([^<]*\)</\([A-Za-z0-9]*:\)\{0,1\}$1>.*#\2#p"
+}
+
+provider_fetch() {
+    if media_find 'rd_rdfe_stable*' ovf-env.xml || media_find '*' ovf-env.xml; then
+        log "Azure: ovf-env.xml on the disk labelled \"$MEDIA_LABEL\""
+        xml_text CustomData "$MEDIA/ovf-env.xml" >"$WORK/custom"
+        if [ -s "$WORK/custom" ]; then
+            b64 "$WORK/custom" "$WORK/user-data" "Azure CustomData" || return 1
+        else
+            : >"$WORK/user-data"
+        fi
+        md local-hostname "$(xml_text HostName "$MEDIA/ovf-env.xml")"
+        tr -d '\r\n' <"$MEDIA/ovf-env.xml" | sed 's#</\([A-Za-z0-9]*:\)\{0,1\}PublicKey>#&\n#g' |
+            sed -n 's#.*<\([A-Za-z0-9]*:\)\{0,1\}Value>\([^<]*\)</.*#\2#p' >"$WORK/keys"
+        md_keys "$WORK/keys"
+        return 0
+    fi
+    _b="$METADATA_URL/metadata/instance/compute"
+    _q="api-version=2021-01-01&format=text"
+    _h="Metadata: true"
+    get "$_h" ud64 "$_b/userData?$_q" vmId "$_b/vmId?$_q" name "$_b/name?$_q" \
+        location "$_b/location?$_q" zone "$_b/zone?$_q"
+    got ud64 || return 1
+    b64 "$WORK/ud64" "$WORK/user-data" "Azure userData" || return 1
+    md_file instance-id vmId
+    md_file local-hostname name
+    md_file availability-zone zone
+    md_file region location
+}

@@ -1,0 +1,35 @@
+#!/bin/sh
+# CloudStack: its config drive (cloudstack/userdata, cloudstack/metadata),
+# else the virtual router, which is the DHCP server named in
+# /var/lib/dhcp-server (written by µCernVM's udhcpc script).
+
+provider_fetch() {
+    if media_find config-2 cloudstack || media_find CONFIG-2 cloudstack; then
+        _d=$MEDIA/cloudstack
+        if [ -f "$_d/userdata/user_data.txt" ]; then
+            cp "$_d/userdata/user_data.txt" "$WORK/user-data"
+        else
+            : >"$WORK/user-data"
+        fi
+        for _item in instance-id local-hostname public-keys availability-zone; do
+            [ -f "$_d/metadata/$_item.txt" ] && cp "$_d/metadata/$_item.txt" "$WORK/$_item"
+        done
+    else
+        _router=
+        read -r _router <"$SYSROOT/var/lib/dhcp-server" 2>/dev/null
+        [ -n "$_router" ] || { log "CloudStack: no config drive and no DHCP server known"; return 1; }
+        _b="http://$_router/latest"
+        get '' user-data "$_b/user-data" \
+            instance-id "$_b/meta-data/instance-id" \
+            local-hostname "$_b/meta-data/local-hostname" \
+            public-keys "$_b/meta-data/public-keys" \
+            availability-zone "$_b/meta-data/availability-zone"
+        got user-data || return 1
+    fi
+    for _item in instance-id local-hostname; do
+        [ -f "$WORK/$_item" ] && md_file "$_item" "$_item"
+    done
+    md_keys "$WORK/public-keys"
+    [ -f "$WORK/availability-zone" ] && md_file availability-zone availability-zone
+    return 0
+}

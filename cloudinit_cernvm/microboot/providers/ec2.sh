@@ -1,0 +1,26 @@
+#!/bin/sh
+# EC2: IMDSv2 (a token from PUT, sent with every GET); IMDSv1 only where the
+# token request is not supported (404/405). Five requests in all: token,
+# user-data, identity document (id, zone, region), hostname, first key.
+
+provider_fetch() {
+    _b=$METADATA_URL/latest
+    _tok=
+    http PUT "X-aws-ec2-metadata-token-ttl-seconds: 300" token "$_b/api/token" || return 1
+    got token
+    _code=$CODE
+    case $_code in
+        200) value token; _tok="X-aws-ec2-metadata-token: $VALUE" ;;
+        404|405) log "EC2: no IMDSv2 token (status $_code); IMDSv1" ;;
+        *) log "EC2: token request: status $_code"; return 1 ;;
+    esac
+    get "$_tok" user-data "$_b/user-data" \
+        ident "$_b/dynamic/instance-identity/document" \
+        hostname "$_b/meta-data/local-hostname" \
+        key "$_b/meta-data/public-keys/0/openssh-key"
+    got user-data || return 1
+    md_json "$WORK/ident" instance-id=instanceId availability-zone=availabilityZone \
+        region=region
+    md_file local-hostname hostname
+    md_keys "$WORK/key"
+}

@@ -1,0 +1,7 @@
+#!/bin/sh
+# vSphere: user-data.txt on the CD given to the machine.
+
+provider_fetch() {
+    media_find '*' user-data.txt || { log "vSphere: no disk holding user-data.txt"; return 1; }
+    cp "$MEDIA/user-data.txt" "$WORK/user-data"
+}

@@ -1,0 +1,318 @@
+"""Loopback metadata services that behave like the real ones, for tests.
+
+Each fake answers the paths the microboot stage asks for, enforces what the
+real service enforces (EC2's IMDSv2 token, GCE's ``Metadata-Flavor``
+header, Azure's ``Metadata: true``) and records every request, so a test
+can count them. ``silent`` accepts connections and never answers. Every
+server stops by itself after ``lifetime`` seconds, so a forgotten one never
+outlives the test run.
+
+From pytest::
+
+    with MetadataService("EC2", user_data=b"hello") as svc:
+        run(..., env={"CERNVM_METADATA_URL": svc.url})
+        assert svc.count("GET", "/latest/user-data") == 1
+
+From the shell (the whole-VM tests)::
+
+    python -m tests.fakes.metadata --provider EC2 --user-data FILE --port 8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+PROVIDERS = ("EC2", "GCE", "Azure", "OpenStack", "CloudStack", "silent")
+TOKEN = "AQAEAFakeTokenForTests=="
+
+
+@dataclass
+class Request:
+    """One request as the fake saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    status: int = 0
+
+
+@dataclass
+class Instance:
+    """What the fake instance reports besides the user-data."""
+
+    instance_id: str = "i-0123456789abcdef0"
+    hostname: str = "vm1.example.org"
+    keys: list[str] = field(default_factory=lambda: ["ssh-ed25519 AAAAC3Nza test@example"])
+    zone: str = "eu-west-1a"
+    region: str = "eu-west-1"
+
+
+Reply = tuple[int, bytes]
+NOT_FOUND: Reply = (404, b"Not Found")
+
+
+class _Routes:
+    """The answers of one provider: ``answer(method, path, headers) -> Reply``."""
+
+    def __init__(self, provider: str, user_data: bytes | None, inst: Instance,
+                 imds_v1_only: bool = False, gce_encoding: str | None = None) -> None:
+        self.provider = provider
+        self.user_data = user_data
+        self.inst = inst
+        self.v1_only = imds_v1_only
+        self.gce_encoding = gce_encoding
+
+    def answer(self, method: str, path: str, headers: dict[str, str]) -> Reply:
+        handler: Callable[[str, str, dict[str, str]], Reply] = getattr(
+            self, "_" + self.provider.lower())
+        return handler(method, path, headers)
+
+    def _ud(self) -> Reply:
+        return NOT_FOUND if self.user_data is None else (200, self.user_data)
+
+    def _ec2(self, method: str, path: str, headers: dict[str, str]) -> Reply:
+        i = self.inst
+        if path == "/latest/api/token":
+            if self.v1_only:
+                return 405, b"Method Not Allowed"
+            if method != "PUT" or "x-aws-ec2-metadata-token-ttl-seconds" not in headers:
+                return 400, b"Bad Request"
+            return 200, TOKEN.encode()
+        if method != "GET":
+            return 405, b"Method Not Allowed"
+        if not self.v1_only and headers.get("x-aws-ec2-metadata-token") != TOKEN:
+            return 401, b"Unauthorized"
+        doc = {"instanceId": i.instance_id, "availabilityZone": i.zone, "region": i.region,
+               "accountId": "123456789012", "instanceType": "t3.micro"}
+        items = {
+            "/latest/user-data": self._ud(),
+            "/latest/dynamic/instance-identity/document":
+                (200, json.dumps(doc, indent=2).replace('":', '" :').encode()),
+            "/latest/meta-data/instance-id": (200, i.instance_id.encode()),
+            "/latest/meta-data/local-hostname": (200, i.hostname.encode()),
+            "/latest/meta-data/placement/availability-zone": (200, i.zone.encode()),
+        }
+        for n, key in enumerate(i.keys):
+            items[f"/latest/meta-data/public-keys/{n}/openssh-key"] = (200, key.encode() + b"\n")
+        return items.get(path, NOT_FOUND)
+
+    def _gce(self, method: str, path: str, headers: dict[str, str]) -> Reply:
+        if headers.get("metadata-flavor") != "Google":
+            return 403, b"Missing Metadata-Flavor:Google header."
+        i = self.inst
+        base = "/computeMetadata/v1/instance"
+        items = {
+            f"{base}/attributes/user-data": self._ud(),
+            f"{base}/id": (200, b"4520031799277581759"),
+            f"{base}/hostname": (200, i.hostname.encode()),
+            f"{base}/zone": (200, f"projects/123456/zones/{i.zone}".encode()),
+            f"{base}/attributes/ssh-keys":
+                (200, "".join(f"cernvm:{k}\n" for k in i.keys).encode()),
+        }
+        if self.gce_encoding:
+            items[f"{base}/attributes/user-data-encoding"] = (200, self.gce_encoding.encode())
+        return items.get(path, NOT_FOUND)
+
+    def _azure(self, method: str, path: str, headers: dict[str, str]) -> Reply:
+        if headers.get("metadata") != "true":
+            return 400, b'{"error": "Bad request. Required metadata header not specified"}'
+        i = self.inst
+        url = urlsplit(path)
+        if "api-version" not in url.query:
+            return 400, b'{"error": "Bad request. api-version was not specified"}'
+        base = "/metadata/instance/compute"
+        ud = base64.b64encode(self.user_data or b"")
+        items = {
+            f"{base}/userData": (200, ud),
+            f"{base}/vmId": (200, b"5c5b8e1a-3e0d-4d6b-9b9a-0123456789ab"),
+            f"{base}/name": (200, i.hostname.split(".")[0].encode()),
+            f"{base}/location": (200, i.region.encode()),
+            f"{base}/zone": (200, b"1"),
+        }
+        return items.get(url.path, NOT_FOUND)
+
+    def _openstack(self, method: str, path: str, headers: dict[str, str]) -> Reply:
+        i = self.inst
+        meta = {"uuid": "d8e02d56-2648-49a3-bf97-6be8f1204f38", "hostname": i.hostname,
+                "name": "vm1", "availability_zone": "nova", "launch_index": 0,
+                "public_keys": {f"key{n}": k + "\n" for n, k in enumerate(i.keys)}}
+        items = {
+            "/openstack/latest/user_data": self._ud(),
+            "/openstack/latest/meta_data.json": (200, json.dumps(meta).encode()),
+        }
+        return items.get(path, NOT_FOUND)
+
+    def _cloudstack(self, method: str, path: str, headers: dict[str, str]) -> Reply:
+        i = self.inst
+        items = {
+            "/latest/user-data": self._ud(),
+            "/latest/meta-data/instance-id": (200, b"2f5e6b3c-4a5b-4c6d-8e9f-0a1b2c3d4e5f"),
+            "/latest/meta-data/local-hostname": (200, i.hostname.split(".")[0].encode()),
+            "/latest/meta-data/public-keys": (200, "\n".join(i.keys).encode()),
+            "/latest/meta-data/availability-zone": (200, b"zone1"),
+        }
+        return items.get(path, NOT_FOUND)
+
+
+class MetadataService:
+    """A fake metadata service on 127.0.0.1, run in a thread.
+
+    ``url`` is its base URL, ``requests`` what it was asked, in order.
+    A context manager: the server starts on enter and stops on exit, or by
+    itself after ``lifetime`` seconds, whichever comes first.
+    """
+
+    def __init__(self, provider: str, user_data: bytes | None = None, *,
+                 instance: Instance | None = None, port: int = 0,
+                 lifetime: float = 120.0, imds_v1_only: bool = False,
+                 gce_encoding: str | None = None) -> None:
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+        self.provider = provider
+        self.requests: list[Request] = []
+        self.lifetime = lifetime
+        self._lock = threading.Lock()
+        self._routes = _Routes(provider, user_data, instance or Instance(),
+                               imds_v1_only, gce_encoding)
+        self._port = port
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._sock: socket.socket | None = None
+        self.url = ""
+
+    # -- life cycle ------------------------------------------------------
+    def start(self) -> MetadataService:
+        """Listen and serve in the background; returns self."""
+        if self.provider == "silent":
+            self._sock = socket.create_server(("127.0.0.1", self._port))
+            self._sock.settimeout(0.2)
+            port = self._sock.getsockname()[1]
+            self._spawn(self._hold)
+        else:
+            self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler())
+            self._server.daemon_threads = True
+            port = self._server.server_address[1]
+            self._spawn(lambda: self._server.serve_forever(poll_interval=0.1))
+        self.url = f"http://127.0.0.1:{port}"
+        self._spawn(self._expire)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection."""
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout=5)
+
+    def __enter__(self) -> MetadataService:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _spawn(self, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _expire(self) -> None:
+        if not self._stop.wait(self.lifetime) and self._server is not None:
+            self._server.shutdown()
+        self._stop.set()
+
+    def _hold(self) -> None:
+        """``silent``: accept, record, keep the connection open, never answer."""
+        held = []
+        assert self._sock is not None
+        with self._sock:
+            while not self._stop.is_set():
+                try:
+                    conn, _ = self._sock.accept()
+                except socket.timeout:
+                    continue
+                held.append(conn)
+                self._record(Request("CONNECT", "", {}))
+        for conn in held:
+            conn.close()
+
+    # -- requests --------------------------------------------------------
+    def _record(self, req: Request) -> None:
+        with self._lock:
+            self.requests.append(req)
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        """How many requests matched METHOD and PATH (None: any)."""
+        with self._lock:
+            return sum(1 for r in self.requests
+                       if (method is None or r.method == method)
+                       and (path is None or urlsplit(r.path).path == path))
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                req = Request(self.command, self.path, headers)
+                status, body = service._routes.answer(self.command, self.path, headers)
+                req.status = status
+                service._record(req)
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = _serve
+
+            def log_message(self, *_args: object) -> None:
+                """Quiet: tests read ``service.requests`` instead."""
+
+        return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve one fake on 127.0.0.1 until its lifetime ends or it is interrupted."""
+    ap = argparse.ArgumentParser(prog="python -m tests.fakes.metadata",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--provider", required=True, choices=PROVIDERS)
+    ap.add_argument("--user-data", type=Path, help="file served as the user-data (absent: 404)")
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
+    ap.add_argument("--lifetime", type=float, default=600.0, help="seconds before it stops itself")
+    ap.add_argument("--imds-v1-only", action="store_true", help="EC2: refuse the token PUT (405)")
+    ap.add_argument("--gce-encoding", help="GCE: the user-data-encoding attribute (e.g. base64)")
+    args = ap.parse_args(argv)
+    data = args.user_data.read_bytes() if args.user_data else None
+    svc = MetadataService(args.provider, data, port=args.port, lifetime=args.lifetime,
+                          imds_v1_only=args.imds_v1_only, gce_encoding=args.gce_encoding)
+    with svc:
+        print(f"serving {args.provider} on {svc.url} for {args.lifetime:g} s", flush=True)
+        seen = 0
+        try:
+            while not svc._stop.wait(0.2):
+                for r in svc.requests[seen:]:
+                    print(f"{r.method} {r.path} {r.status}", flush=True)
+                seen = len(svc.requests)
+        except KeyboardInterrupt:
+            pass
+    print(f"stopped after {len(svc.requests)} requests", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
