@@ -13,7 +13,8 @@ it:
     ``prolog.sh`` and ``epilog.sh`` when given.
 ``opennebula`` (label ``CONTEXT``)
     OpenNebula's context CD: ``context.sh`` with ``USER_DATA`` (base64),
-    ``USERDATA_ENCODING=base64``, ``SSH_PUBLIC_KEY``, ``SET_HOSTNAME``.
+    ``USERDATA_ENCODING=base64``, ``SSH_PUBLIC_KEY``, ``SET_HOSTNAME`` (and
+    ``HOSTNAME``, which cloud-init 20.4 reads instead).
 ``configdrive`` (label ``config-2``)
     OpenStack nova's config drive: ``openstack/latest/`` and the first dated
     version ``openstack/2012-08-10/``, each with ``meta_data.json`` and
@@ -260,6 +261,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _set_hostname(variables: dict[str, str], hostname: str) -> None:
+    """OpenNebula's SET_HOSTNAME, and HOSTNAME, the one cloud-init 20.4 reads."""
+    variables["SET_HOSTNAME"] = hostname
+    variables["HOSTNAME"] = hostname
+
+
 def hepix_tree(ctx: Context) -> Tree:
     """The HEPiX context CD: context.sh, root.pub, prolog.sh, epilog.sh."""
     variables = context_variables(ctx.meta_data)
@@ -268,7 +275,7 @@ def hepix_tree(ctx: Context) -> Tree:
     if ctx.user_data is not None:
         variables["EC2_USER_DATA"] = _b64(ctx.user_data)
     if ctx.hostname:
-        variables["SET_HOSTNAME"] = ctx.hostname
+        _set_hostname(variables, ctx.hostname)
     if ctx.ssh_keys:
         variables["ROOT_PUBKEY"] = "root.pub"
         tree["root.pub"] = ("\n".join(ctx.ssh_keys) + "\n").encode("utf-8")
@@ -288,7 +295,7 @@ def opennebula_tree(ctx: Context) -> Tree:
         variables["USER_DATA"] = _b64(ctx.user_data)
         variables["USERDATA_ENCODING"] = "base64"
     if ctx.hostname:
-        variables["SET_HOSTNAME"] = ctx.hostname
+        _set_hostname(variables, ctx.hostname)
     if ctx.ssh_keys:
         variables["SSH_PUBLIC_KEY"] = "\n".join(ctx.ssh_keys)
     return {"context.sh": render_context_sh(variables)}
