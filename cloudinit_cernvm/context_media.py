@@ -587,6 +587,19 @@ def _first(meta: Mapping[str, object], *names: str) -> str | None:
 
 def context_from_args(args: argparse.Namespace) -> Context:
     """Read and check every input named by the options; raise on the first problem."""
+    from_stdin = [
+        option
+        for option, value in (
+            ("--user-data", args.user_data),
+            ("--meta-data", args.meta_data),
+            ("--prolog", args.prolog),
+            ("--epilog", args.epilog),
+            *(("--ssh-key", path) for path in args.ssh_key or []),
+        )
+        if value == "-"
+    ]
+    if len(from_stdin) > 1:
+        raise ContextMediaError(f"only one input can be stdin, not {' and '.join(from_stdin)}")
     meta = read_meta_data(args.meta_data) if args.meta_data else {}
     user_data = None
     if args.user_data is not None:

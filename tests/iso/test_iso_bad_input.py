@@ -171,3 +171,8 @@ def test_exit_status_and_one_line_from_a_process(work):
     assert proc.returncode == 1
     assert proc.stderr.decode().count("\n") == 1
     assert not (work / "x.iso").exists()
+
+
+def test_two_inputs_from_stdin(work, capsys):
+    err = fails(work, capsys, "--format", "hepix", "--user-data", "-", "--prolog", "-")
+    assert "only one input can be stdin" in err
