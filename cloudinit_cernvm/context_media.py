@@ -47,6 +47,7 @@ import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 FORMATS: tuple[str, ...] = ("hepix", "opennebula", "configdrive", "cloudstack")
 
@@ -60,7 +61,8 @@ LABELS: dict[str, str] = {
 
 KIB = 1024
 #: Largest user-data (as stored, after --convert) each format takes.
-#: OpenStack: nova's 64 KiB user-data field. CloudStack: its default
+#: OpenStack: 64 KiB (nova's API counts the base64 form, 65535 bytes, but
+#: an image attached by hand is read whole by every reader). CloudStack: its default
 #: ``vm.userdata.max.length`` of 32 KiB. OpenNebula and HEPiX: neither sets a
 #: limit; 1 MiB is this project's cap, far above any real context, and keeps
 #: the one base64 line of context.sh quick to parse in the initramfs.
@@ -110,7 +112,7 @@ SSH_KEY_TYPES = frozenset(
 )
 
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_CLOUDSTACK_NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+_CLOUDSTACK_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,59}\Z")  # Joliet: 64 characters
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 
 #: a file tree: path on the image ("openstack/latest/user_data") -> content
@@ -459,7 +461,14 @@ def write_iso(tree: Mapping[str, bytes], label: str, fp: io.BufferedIOBase) -> N
             "make-iso needs pycdlib: pip install 'cloudinit-cernvm[iso]'"
         ) from None
 
-    iso = pycdlib.PyCdlib()
+    try:
+        _master(pycdlib.PyCdlib(), tree, label, fp)
+    except pycdlib.pycdlibexception.PyCdlibException as err:
+        raise ContextMediaError(f"cannot build the image: {err}") from None
+
+
+def _master(iso: Any, tree: Mapping[str, bytes], label: str, fp: io.BufferedIOBase) -> None:
+    """Lay ``tree`` out on the new PyCdlib object ``iso`` and write it to ``fp``."""
     iso.new(
         interchange_level=3,
         vol_ident=label,

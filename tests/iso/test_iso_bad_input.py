@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import sys
 
 import pytest
 from iso_helpers import USER_DATA, make_iso, make_iso_process, public_key
@@ -176,3 +177,9 @@ def test_exit_status_and_one_line_from_a_process(work):
 def test_two_inputs_from_stdin(work, capsys):
     err = fails(work, capsys, "--format", "hepix", "--user-data", "-", "--prolog", "-")
     assert "only one input can be stdin" in err
+
+
+def test_without_pycdlib(work, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pycdlib", None)  # import pycdlib now fails
+    err = fails(work, capsys, "--format", "opennebula", "--user-data", work / "ud")
+    assert "make-iso needs pycdlib" in err

@@ -242,3 +242,15 @@ def test_force_overwrites(inputs, tmp_path):
     )
     assert blkid(out)["LABEL"] == "config-2"
     assert [p.name for p in inputs.iterdir() if p.name.startswith(".")] == []
+
+
+def test_long_meta_data_names_stay_in_the_json(inputs, tmp_path):
+    """A name too long for Joliet gets no .txt file; meta_data.json still has it."""
+    long_name = "x" * 70
+    meta = meta_file(inputs, {long_name: "v", "cloud-name": "lab"})
+    image = build(inputs, "cloudstack", "--meta-data", meta)
+    tree = read_tree(extract(image, tmp_path / "x"))
+    assert tree["cloudstack/metadata/cloud-name.txt"] == b"lab"
+    assert not any(long_name in path for path in tree)
+    got = json.loads(tree["openstack/latest/meta_data.json"])
+    assert got[long_name] == "v" and got["cloud-name"] == "lab"
