@@ -216,11 +216,11 @@ def test_microboot_stage_keeps_its_modes_and_the_package_links_to_it(builds, sit
     )
     (tarball,) = tmp_path.glob("*.tar.gz")
     with tarfile.open(tarball) as tar:
-        source = {
-            m.name.split("/cloudinit_cernvm/microboot/", 1)[1]: m.mode
-            for m in tar.getmembers()
-            if "/cloudinit_cernvm/microboot/" in m.name and m.isfile()
-        }
+        members = [m for m in tar.getmembers()
+                   if "/cloudinit_cernvm/microboot/" in m.name and m.isfile()]
+        source = {m.name.split("/cloudinit_cernvm/microboot/", 1)[1]: m.mode for m in members}
+        source_bytes = {m.name.split("/cloudinit_cernvm/microboot/", 1)[1]:
+                        tar.extractfile(m).read() for m in members}
     assert "fetch-context" in source
     shipped = {}
     for line in _query(builds["1"].rpm, "--qf", "[%{FILEMODES} %{FILELINKTOS} %{FILENAMES}\n]"):
@@ -231,6 +231,16 @@ def test_microboot_stage_keeps_its_modes_and_the_package_links_to_it(builds, sit
         got, _ = shipped[f"/{MICROBOOT}/{rel}"]
         assert stat.S_IMODE(got) & 0o111 == mode & 0o111, f"{rel}: {oct(got)} vs {oct(mode)}"
     assert stat.S_IMODE(shipped[f"/{MICROBOOT}/fetch-context"][0]) == 0o755
+    # Shipped byte for byte (no shebang rewriting: it runs in the initramfs),
+    # and what the stage runs with is no requirement of the installed system.
+    (root := tmp_path / "root").mkdir()
+    subprocess.run(f"rpm2cpio '{builds['1'].rpm}' | cpio -idm --quiet",
+                   shell=True, cwd=root, check=True)
+    for rel, data in source_bytes.items():
+        assert (root / MICROBOOT / rel).read_bytes() == data, rel
+    file_requires = _query(builds["1"].rpm, "--qf", "[%{FILENAMES}\t%{FILEREQUIRE}\n]")
+    assert [ln for ln in file_requires if ln.startswith(f"/{MICROBOOT}/") and
+            ln.split("\t")[1]] == []
     mode, link = shipped[f"{sitelib}/cloudinit_cernvm/microboot"]
     assert stat.S_ISLNK(mode)
     target = os.path.normpath(os.path.join(f"{sitelib}/cloudinit_cernvm", link))
