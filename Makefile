@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 CACHE  ?= $(HOME)/.cache/cloudinit-cernvm
 export CERNVM_CACHE := $(CACHE)
 
-.PHONY: setup test lint unit demo bench clean
+.PHONY: setup test lint unit demo bench rpm clean
 
 setup:
 	@tools/bootstrap
@@ -22,6 +22,10 @@ demo: setup
 bench: setup
 	$(PY) bench/microboot.py
 	$(PY) bench/bench.py
+
+# The RPM and source RPM into dist/ (RPM_RELEASE=N sets the Release number).
+rpm: setup
+	tools/build-rpm
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info .pytest_cache .ruff_cache

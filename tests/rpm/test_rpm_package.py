@@ -1,0 +1,357 @@
+"""The RPM, as CernVM images install it.
+
+tools/build-rpm builds it twice (release 1 from the git tree, release 2 from
+the working tree), then: rpm lists its files, config files and requirements,
+rpmlint checks it, and it is installed into scratch roots (``rpm --root``)
+where real cloud-init, given only that root's site directory, finds the
+datasource and the part-handlers. Upgrading keeps an edited config; erasing
+leaves nothing that still names the datasource.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[2]
+SPEC = TOP / "packaging/rpm/cloudinit-cernvm.spec"
+LINT_CONFIG = TOP / "packaging/rpm/rpmlint.toml"
+PROBE = Path(__file__).with_name("cloudinit_probe.py")
+CACHE = Path(os.environ.get("CERNVM_CACHE", Path.home() / ".cache/cloudinit-cernvm"))
+
+CFG = "etc/cloud/cloud.cfg.d/90_cernvm.cfg"
+SHIM = "var/lib/cloud/handlers/cernvm_handlers.py"
+MICROBOOT = "usr/share/cloudinit-cernvm/microboot"
+COMMAND = "usr/bin/cernvm-context"
+#: the rpmlint warnings the spec explains in its header comment
+EXPLAINED_WARNINGS = {"invalid-url", "no-manual-page-for-binary"}
+
+
+def _versions() -> list[str]:
+    """The cloud-init releases under test (tests/cloudinit-versions)."""
+    lines = (TOP / "tests/cloudinit-versions").read_text().splitlines()
+    return [ln.split()[1] for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def _run(*cmd: str, **kw) -> subprocess.CompletedProcess:
+    """Run a command, failing the test with its output if it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+    assert proc.returncode == 0, f"{cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _query(rpm_file: Path, *args: str) -> list[str]:
+    """Lines of an ``rpm -qp`` query."""
+    return _run("rpm", "-qp", *args, str(rpm_file)).stdout.splitlines()
+
+
+def _rpm_root(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """rpm acting on a scratch root, with its own database inside it."""
+    return _run("rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", *args)
+
+
+@dataclass
+class Build:
+    """One build of tools/build-rpm."""
+
+    rpm: Path
+    srpm: Path
+    log: str
+
+
+def _build(out: Path, release: str, *flags: str) -> Build:
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DIST=str(out), RPM_RELEASE=release)
+    proc = _run(str(TOP / "tools/build-rpm"), *flags, env=env)
+    (rpm,) = out.glob("*.noarch.rpm")
+    (srpm,) = out.glob("*.src.rpm")
+    return Build(rpm, srpm, proc.stdout + proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory) -> dict[str, Build]:
+    """Release 1 (git tree, %check run) and 2 (working tree), built once.
+
+    Under pytest-xdist the workers share the builds through a lock in the
+    run's common temporary directory.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    out = shared / "rpm-builds"
+    with open(shared / "rpm-builds.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done, failed = out / "done.json", out / "failed.txt"
+        if failed.exists():  # one failing build is reported once per test, not redone
+            pytest.fail(failed.read_text(), pytrace=False)
+        if not done.exists():
+            try:
+                v1 = _build(out / "1", "1")
+                v2 = _build(out / "2", "2", "--worktree", "--nocheck")
+            except AssertionError as exc:
+                failed.write_text(str(exc))
+                raise
+            done.write_text(json.dumps({k: vars(b) | {"rpm": str(b.rpm), "srpm": str(b.srpm)}
+                                        for k, b in (("1", v1), ("2", v2))}))
+        saved = json.loads(done.read_text())
+    return {k: Build(Path(v["rpm"]), Path(v["srpm"]), v["log"]) for k, v in saved.items()}
+
+
+@pytest.fixture(scope="session")
+def sitelib() -> str:
+    """The site directory the spec names (its %files line for the package)."""
+    parsed = _run("rpmspec", "-P", str(SPEC)).stdout
+    found = re.findall(r"^(/\S+)/cloudinit_cernvm/$", parsed, re.M)
+    assert len(found) == 1, parsed
+    return found[0]
+
+
+@pytest.fixture
+def installed(builds, tmp_path) -> Path:
+    """A scratch root with release 1 installed."""
+    root = tmp_path / "root"
+    root.mkdir()
+    _rpm_root(root, "-i", "--nodeps", "--noscripts", str(builds["1"].rpm))
+    return root
+
+
+def _probe(root: Path, sitelib: str, version: str, tmp_path: Path) -> dict:
+    """What cloud-init VERSION finds in ROOT, with nothing of the checkout."""
+    release = CACHE / "cloud-init" / version / "usr/lib/python3/dist-packages"
+    assert (release / "cloudinit").is_dir(), f"no cloud-init {version}: run tools/bootstrap"
+    # -S: no site processing, so the checkout's editable install stays out;
+    # the virtualenv's libraries come after the release and the root.
+    path = [str(release), str(root / sitelib.lstrip("/")), sysconfig.get_paths()["purelib"]]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.pathsep.join(path),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": str(tmp_path),
+    }
+    proc = _run(sys.executable, "-S", str(PROBE), str(root), env=env, cwd=tmp_path)
+    return json.loads(proc.stdout)
+
+
+def _files_under(root: Path) -> set[str]:
+    """Every file and link under ROOT but rpm's own database."""
+    found = set()
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("var/lib/rpm/") or (path.is_dir() and not path.is_symlink()):
+            continue
+        found.add(rel)
+    return found
+
+
+# --- the package as built -------------------------------------------------
+
+
+def test_package_holds_every_part_under_the_spec_paths(builds, sitelib):
+    files = set(_query(builds["1"].rpm, "-l"))
+    pkg = f"{sitelib}/cloudinit_cernvm"
+    for wanted in (
+        f"{pkg}/__init__.py",
+        f"{pkg}/DataSourceCernVM.py",
+        f"{pkg}/handlers.py",
+        f"{pkg}/handler_shim.py",
+        f"{pkg}/cli.py",
+        f"{pkg}/microboot",
+        "/" + CFG,
+        "/" + SHIM,
+        "/" + COMMAND,
+        f"/{MICROBOOT}/fetch-context",
+    ):
+        assert wanted in files, f"{wanted} missing from the package"
+    assert any(f.endswith("/README.rst") and "/doc/" in f for f in files)
+    assert any(f.endswith("/LICENSE") and "/licenses/" in f for f in files)
+    # Every Python file lands in the one site directory the spec names...
+    python = {f for f in files if f.endswith(".py") and f != "/" + SHIM}
+    assert python and all(f.startswith(pkg + "/") for f in python), python
+    # ...and it is where the system's python3 imports from.
+    syspath = _run("/usr/bin/python3", "-c", "import sys; print('\\n'.join(sys.path))").stdout
+    assert sitelib in syspath.splitlines()
+    assert _query(builds["1"].rpm, "--qf", "%{ARCH}\n") == ["noarch"]
+
+
+def test_package_version_is_the_python_package_version(builds):
+    init = (TOP / "cloudinit_cernvm/__init__.py").read_text()
+    version = re.search(r'__version__ = "([^"]+)"', init).group(1)
+    assert _query(builds["1"].rpm, "--qf", "%{VERSION}-%{RELEASE}\n") == [f"{version}-1"]
+    assert _query(builds["2"].rpm, "--qf", "%{VERSION}-%{RELEASE}\n") == [f"{version}-2"]
+
+
+def test_only_the_cloud_cfg_drop_in_is_config_and_it_is_noreplace(builds):
+    assert _query(builds["1"].rpm, "-c") == ["/" + CFG]
+    flags = dict(
+        line.split(" ", 1)[::-1]
+        for line in _query(builds["1"].rpm, "--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]")
+    )
+    assert set(flags["/" + CFG]) >= {"c", "n"}, flags["/" + CFG]
+
+
+def test_requires_cloud_init_and_the_boot_path_libraries(builds):
+    requires = {line.split()[0] for line in _query(builds["1"].rpm, "-R")}
+    assert {"cloud-init", "python3-pyyaml", "python3-jinja2"} <= requires
+    # Test tools are build requirements only.
+    assert not any("pytest" in r or "hypothesis" in r for r in requires), requires
+
+
+def test_microboot_stage_keeps_its_modes_and_the_package_links_to_it(builds, sitelib, tmp_path):
+    # The modes the source tarball (inside the source RPM) gives the stage.
+    subprocess.run(
+        f"rpm2cpio '{builds['1'].srpm}' | cpio -idm --quiet '*.tar.gz'",
+        shell=True, cwd=tmp_path, check=True,
+    )
+    (tarball,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(tarball) as tar:
+        members = [m for m in tar.getmembers()
+                   if "/cloudinit_cernvm/microboot/" in m.name and m.isfile()]
+        source = {m.name.split("/cloudinit_cernvm/microboot/", 1)[1]: m.mode for m in members}
+        source_bytes = {m.name.split("/cloudinit_cernvm/microboot/", 1)[1]:
+                        tar.extractfile(m).read() for m in members}
+    assert "fetch-context" in source
+    shipped = {}
+    for line in _query(builds["1"].rpm, "--qf", "[%{FILEMODES} %{FILELINKTOS} %{FILENAMES}\n]"):
+        mode, *rest = line.split(" ")
+        link, name = (rest[0], rest[1]) if len(rest) == 2 else ("", rest[-1])
+        shipped[name] = (int(mode), link)
+    for rel, mode in source.items():
+        got, _ = shipped[f"/{MICROBOOT}/{rel}"]
+        assert stat.S_IMODE(got) & 0o111 == mode & 0o111, f"{rel}: {oct(got)} vs {oct(mode)}"
+    assert stat.S_IMODE(shipped[f"/{MICROBOOT}/fetch-context"][0]) == 0o755
+    # Shipped byte for byte (no shebang rewriting: it runs in the initramfs),
+    # and what the stage runs with is no requirement of the installed system.
+    (root := tmp_path / "root").mkdir()
+    subprocess.run(f"rpm2cpio '{builds['1'].rpm}' | cpio -idm --quiet",
+                   shell=True, cwd=root, check=True)
+    for rel, data in source_bytes.items():
+        assert (root / MICROBOOT / rel).read_bytes() == data, rel
+    file_requires = _query(builds["1"].rpm, "--qf", "[%{FILENAMES}\t%{FILEREQUIRE}\n]")
+    assert [ln for ln in file_requires if ln.startswith(f"/{MICROBOOT}/") and
+            ln.split("\t")[1]] == []
+    mode, link = shipped[f"{sitelib}/cloudinit_cernvm/microboot"]
+    assert stat.S_ISLNK(mode)
+    target = os.path.normpath(os.path.join(f"{sitelib}/cloudinit_cernvm", link))
+    assert not link.startswith("/") and target == f"/{MICROBOOT}"
+
+
+def test_rpmlint_reports_no_errors_and_only_explained_warnings(builds):
+    proc = subprocess.run(
+        ["rpmlint", "-c", str(LINT_CONFIG), str(builds["1"].rpm), str(builds["1"].srpm), str(SPEC)],
+        capture_output=True, text=True, timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    messages = re.findall(r"^\S+: ([EW]): (\S+)", out, re.M)
+    assert re.search(r"\b0 errors\b", out) and proc.returncode == 0, out
+    assert not [m for m in messages if m[0] == "E"], out
+    assert {ident for _, ident in messages} <= EXPLAINED_WARNINGS, out
+    for ident in EXPLAINED_WARNINGS:
+        assert ident in SPEC.read_text(), f"{ident} not explained in the spec"
+
+
+def test_check_section_ran_the_unit_tests_on_the_installed_copy(builds):
+    log = builds["1"].log
+    check = log[log.index("Executing(%check)"):]
+    assert "--import-mode=append" in check and "tests/unit" in check
+    assert re.search(r"^\d+ passed", check, re.M), check[-2000:]
+
+
+def test_source_tarball_from_the_working_tree_holds_no_local_state(builds, tmp_path):
+    subprocess.run(
+        f"rpm2cpio '{builds['2'].srpm}' | cpio -idm --quiet '*.tar.gz'",
+        shell=True, cwd=tmp_path, check=True,
+    )
+    (tarball,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(tarball) as tar:
+        names = tar.getnames()
+    top = names[0].split("/")[0]
+    assert all(n.split("/")[0] == top for n in names)
+    junk = {".git", ".venv", "dist", "__pycache__", ".pytest_cache", ".ruff_cache"}
+    assert not [n for n in names if junk & set(n.split("/")[1:])]
+    for wanted in ("setup.py", "LICENSE", "packaging/rpm/cloudinit-cernvm.spec"):
+        assert f"{top}/{wanted}" in names
+
+
+# --- installed into a scratch root ------------------------------------------
+
+
+@pytest.mark.parametrize("version", _versions())
+def test_cloudinit_finds_datasource_and_handlers_from_installed_paths(
+    version, installed, sitelib, tmp_path
+):
+    found = _probe(installed, sitelib, version, tmp_path)
+    assert found["cloudinit_file"].startswith(str(CACHE / "cloud-init" / version))
+    assert found["package_file"].startswith(str(installed) + "/")
+    assert found["datasource_list"] == ["CernVM", "None"]
+    assert found["datasource_pkg_list"] == ["cloudinit_cernvm"]
+    cernvm = [d for d in found["local_datasources"] if d["class"] == "DataSourceCernVM"]
+    assert cernvm, found["local_datasources"]
+    assert cernvm[0]["dsname"] == "CernVM"
+    assert cernvm[0]["file"].startswith(str(installed / sitelib.lstrip("/")) + "/")
+    (shim,) = found["handlers"]
+    assert shim["file"] == str(installed / SHIM)
+    assert "text/amiconfig" in shim["types"]
+
+
+def test_command_runs_from_installed_paths(installed, sitelib, tmp_path):
+    script = (installed / COMMAND).read_text()
+    assert script.startswith("#!/usr/bin/python3")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.pathsep.join(
+            [str(installed / sitelib.lstrip("/")), sysconfig.get_paths()["purelib"]]
+        ),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    proc = _run(sys.executable, "-S", str(installed / COMMAND), "--help", env=env, cwd=tmp_path)
+    assert "convert" in proc.stdout
+
+
+def test_shim_left_without_its_package_handles_nothing(installed, sitelib, tmp_path):
+    # A copy of the shim outlives the package (e.g. restored by hand).
+    bare = tmp_path / "bare"
+    (bare / SHIM).parent.mkdir(parents=True)
+    shutil.copy(installed / SHIM, bare / SHIM)
+    found = _probe(bare, sitelib, _versions()[-1], tmp_path)
+    assert found["package_file"] is None
+    assert found["handlers"] == [{"file": str(bare / SHIM), "types": []}]
+
+
+def test_upgrade_keeps_edited_config_and_erase_leaves_no_datasource(
+    builds, installed, sitelib, tmp_path
+):
+    cfg = installed / CFG
+    edited = cfg.read_text() + "# site setting kept across upgrades\n"
+    cfg.write_text(edited)
+
+    _rpm_root(installed, "-U", "--nodeps", "--noscripts", str(builds["2"].rpm))
+    assert _rpm_root(installed, "-q", "cloudinit-cernvm").stdout.strip().endswith("-2.noarch")
+    assert cfg.read_text() == edited
+    assert not cfg.with_name(cfg.name + ".rpmnew").exists()
+
+    _rpm_root(installed, "-e", "--nodeps", "--noscripts", "cloudinit-cernvm")
+    # The edit is saved where cloud-init does not read (*.cfg only)...
+    assert _files_under(installed) == {CFG + ".rpmsave"}
+    assert cfg.with_name(cfg.name + ".rpmsave").read_text() == edited
+    # ...so cloud-init configures no datasource that is gone.
+    found = _probe(installed, sitelib, _versions()[-1], tmp_path)
+    assert found["datasource_list"] is None and found["datasource_pkg_list"] is None
+    assert found["local_datasources"] == [] and found["handlers"] == []
+
+
+def test_erase_of_an_unedited_install_removes_every_file(builds, installed):
+    assert CFG in _files_under(installed)
+    _rpm_root(installed, "-e", "--nodeps", "--noscripts", "cloudinit-cernvm")
+    assert _files_under(installed) == set()
