@@ -38,6 +38,7 @@ def vm_boot(vm_image: image.VMImage, request: pytest.FixtureRequest,
             "guest_poweroff_ms": res.times_ms.get("poweroff"),
             "guest_init_ms": res.times_ms.get("init"),
             "fetch_ms": res.fetch_ms,
+            "timed_out": res.timed_out,
         })
         return res
 
@@ -45,13 +46,16 @@ def vm_boot(vm_image: image.VMImage, request: pytest.FixtureRequest,
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Median boot times of this run, also written to build/vm-boot-times.json."""
+    """Median times of this run's completed boots, also in build/vm-boot-times.json."""
     if not BOOTS:
         return
-    walls = [b["wall_s"] for b in BOOTS]
-    guest = [b["guest_poweroff_ms"] for b in BOOTS if b["guest_poweroff_ms"] is not None]
+    done = [b for b in BOOTS if not b["timed_out"]]
+    if not done:
+        return
+    walls = [b["wall_s"] for b in done]
+    guest = [b["guest_poweroff_ms"] for b in done if b["guest_poweroff_ms"] is not None]
     summary = {
-        "boots": len(BOOTS),
+        "boots": len(done),
         "median_wall_s": round(statistics.median(walls), 3),
         "median_guest_poweroff_ms": statistics.median(guest) if guest else None,
         "each": BOOTS,
@@ -60,7 +64,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
     RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
     terminalreporter.write_sep("-", "VM boots")
     terminalreporter.write_line(
-        f"{len(BOOTS)} boots: median {summary['median_wall_s']} s from qemu start to exit, "
+        f"{len(done)} completed boots: median {summary['median_wall_s']} s qemu start to exit, "
         f"guest at power-off {summary['median_guest_poweroff_ms']} ms (kernel clock); "
         f"details in {RESULTS.relative_to(RESULTS.parents[1])}"
     )
