@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 CACHE  ?= $(HOME)/.cache/cloudinit-cernvm
 export CERNVM_CACHE := $(CACHE)
 
-.PHONY: setup test lint unit demo bench rpm clean
+.PHONY: setup test lint demo bench rpm vm-test clean
 
 setup:
 	@tools/bootstrap
@@ -15,6 +15,12 @@ lint: setup
 
 test: setup lint
 	$(PY) -m pytest -n 2 -q tests --ignore=tests/vm
+
+# Whole boots under qemu (software emulation): builds the test VM from
+# Debian's packages once (cached), then boots it per case.
+vm-test:
+	@tools/bootstrap --vm
+	$(PY) -m pytest -q tests/vm
 
 demo: setup
 	$(PY) tools/demo.py
