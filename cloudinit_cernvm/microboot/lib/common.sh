@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # Shared helpers of fetch-context: log lines with timings, bounded HTTP,
 # meta-data collection and the atomic seed writer. Sourced, never run.
 # Globals are upper case and set by fetch-context: WORK (a private work

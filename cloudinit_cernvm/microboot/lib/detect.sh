@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # Recognition from local evidence, by the rule table in ../rules (its format
 # is described at its top; cloudinit_cernvm/detect.py reads the same table
 # with the same meaning). Sourced, never run.

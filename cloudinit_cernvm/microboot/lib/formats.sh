@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # Data formats met while fetching: base64, gzip (with a size cap), the few
 # JSON strings the seed needs, and the µCernVM block of the user-data
 # (also inside MIME parts) turned into ucontext lines. Sourced, never run.

@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # Labelled disks: config drives, context CDs, the Azure provisioning CD.
 # Sourced, never run. With CERNVM_MEDIA_DIR (tests), each sub-directory
 # stands for a mounted disk whose label is its name. On a real machine the

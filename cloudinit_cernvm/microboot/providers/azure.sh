@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # Azure: CustomData (base64) from ovf-env.xml on the provisioning CD; where
 # there is no CD, IMDS compute/userData (base64) with "Metadata: true".
 

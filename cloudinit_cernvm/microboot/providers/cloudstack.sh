@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # CloudStack: its config drive (cloudstack/userdata, cloudstack/metadata),
 # else the virtual router, which is the DHCP server named in
 # /var/lib/dhcp-server (written by µCernVM's udhcpc script).

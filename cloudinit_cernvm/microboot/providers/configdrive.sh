@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # OpenStack config drive: a disk labelled config-2 with openstack/latest/.
 # shellcheck source=cloudinit_cernvm/microboot/providers/openstack.sh
 . "$MB_DIR/providers/openstack.sh"

@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # EC2: IMDSv2 (a token from PUT, sent with every GET); IMDSv1 only where the
 # token request is not supported (404/405). Five requests in all: token,
 # user-data, identity document (id, zone, region), hostname, first key.

@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # GCE: every request carries "Metadata-Flavor: Google"; user-data may be
 # base64 as its user-data-encoding attribute says. Keys are "user:key".
 

@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # OpenNebula and the HEPiX context CD: context.sh, read as data (sh quoting
 # undone by a parser; it is never sourced or run). User-data from USER_DATA
 # or USERDATA (USERDATA_ENCODING base64), else CernVM's EC2_USER_DATA

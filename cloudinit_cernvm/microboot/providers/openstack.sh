@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # OpenStack metadata service: openstack/latest/user_data and meta_data.json.
 
 # openstack_meta FILE: the seed's items from an OpenStack meta_data.json.

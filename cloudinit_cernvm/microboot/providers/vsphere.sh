@@ -1,4 +1,4 @@
-#!/bin/sh
+# shellcheck shell=sh
 # vSphere: user-data.txt on the CD given to the machine.
 
 provider_fetch() {
