@@ -12,8 +12,8 @@ def assert_clean_boot(machine: Machine, result: BootResult) -> None:
         assert stage.returncode == 0, f"{rel}: {' '.join(stage.args)}: {stage.stderr[-1500:]}"
     assert "Traceback" not in machine.log, f"{rel}: traceback in cloud-init.log:\n{machine.log}"
     if ("modules", "--mode", "final") in [s.args for s in result.stages]:
-        status = machine.cloud_init("status")
-        assert "status: done" in status.stdout, f"{rel}: {status.stdout} {status.stderr}"
+        status = result.status or machine.cloud_init("status").stdout
+        assert "status: done" in status, f"{rel}: {status}"
 
 
 def cernvm_warnings(machine: Machine) -> list[str]:

@@ -47,7 +47,7 @@ def test_full_seed_reports_provider_and_meta_data(machine):
     before = seed_digest(machine)
     result = machine.boot()
     assert_clean_boot(machine, result)
-    v1 = machine.query("v1")
+    v1 = result.v1
     assert v1["platform"] == "cernvm"
     assert v1["cloud_name"] == "aws"
     assert v1["subplatform"] == "seed-dir (/mnt/.rw/context)"
@@ -78,7 +78,7 @@ def test_cloud_name_follows_the_marker(machine, source, cloud_name):
     machine.write_seed(source, "")
     result = machine.boot(sandbox.BOOT_STAGES[:2])
     assert_clean_boot(machine, result)
-    assert machine.query("v1.cloud_name") == cloud_name
+    assert result.v1["cloud_name"] == cloud_name
 
 
 def test_legacy_ucernvm_seed_uses_the_dmi_uuid_and_survives_reboot(machine_factory):
@@ -86,41 +86,46 @@ def test_legacy_ucernvm_seed_uses_the_dmi_uuid_and_survives_reboot(machine_facto
     machine = machine_factory(dmi={"product_uuid": uuid, "sys_vendor": "QEMU"})
     machine.write_seed("OpenNebula", CLOUD_CONFIG,
                        ucontext="_UCONTEXT_CVMFS_BRANCH=cernvm-prod.cern.ch\n")
-    assert_clean_boot(machine, machine.boot())
-    assert machine.query("v1.instance_id") == uuid.lower()
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert result.v1["instance_id"] == uuid.lower()
     # a second boot of the same instance: same id, per-instance work not redone
-    assert_clean_boot(machine, machine.boot())
-    assert machine.query("v1.instance_id") == uuid.lower()
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert result.v1["instance_id"] == uuid.lower()
     assert runcmd_count(machine) == 1
     assert len(list((machine.cloud_dir / "instances").iterdir())) == 1
 
 
 def test_without_meta_data_or_dmi_the_id_is_a_digest_of_the_seed(machine):
     machine.write_seed("CloudStack", CLOUD_CONFIG)
-    assert_clean_boot(machine, machine.boot())
-    first = machine.query("v1.instance_id")
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    first = result.v1["instance_id"]
     assert first.startswith("cernvm-")
-    assert_clean_boot(machine, machine.boot())
-    assert machine.query("v1.instance_id") == first
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert result.v1["instance_id"] == first
     assert runcmd_count(machine) == 1
     # a new context is a new instance: its per-instance work runs
     machine.write_seed("CloudStack", CLOUD_CONFIG + "# another context\n")
-    assert_clean_boot(machine, machine.boot())
-    assert machine.query("v1.instance_id") != first
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert result.v1["instance_id"] != first
     assert runcmd_count(machine) == 2
 
 
 def test_empty_user_data_is_a_seed(machine):
     machine.write_seed("EC2", b"", {"instance-id": "i-empty"})
-    assert_clean_boot(machine, machine.boot())
-    assert machine.query("v1.instance_id") == "i-empty"
-    assert machine.query("v1.platform") == "cernvm"
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert (result.v1["instance_id"], result.v1["platform"]) == ("i-empty", "cernvm")
 
 
 def test_no_seed_declines_cleanly(machine):
     result = machine.boot(sandbox.BOOT_STAGES[:2])
     assert_clean_boot(machine, result)
-    assert machine.query("v1.platform") != "cernvm"
+    assert result.v1["platform"] != "cernvm"
     assert cernvm_warnings(machine) == []
 
 
@@ -147,8 +152,9 @@ def test_settings_seed_dir_and_local_dsmode(machine_factory):
     seed.mkdir(parents=True, mode=0o700)
     (seed / "source").write_text("GCE\n")
     (seed / "user-data").write_text(CLOUD_CONFIG)
-    assert_clean_boot(machine, machine.boot())
-    assert machine.query("v1.subplatform") == "seed-dir (/var/lib/cloud/seed/cvm)"
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert result.v1["subplatform"] == "seed-dir (/var/lib/cloud/seed/cvm)"
     assert "is in local mode, will apply init modules now" in machine.log
 
 
@@ -205,12 +211,11 @@ def test_bad_seed(machine, kind, used, message):
     assert any(message in w for w in warnings), warnings
     # one line per problem: no multi-line dumps
     assert all("\n" not in w for w in warnings)
-    platform = machine.query("v1.platform")
-    assert (platform == "cernvm") is used
+    assert (result.v1["platform"] == "cernvm") is used
     if kind == "unknown-provider":
-        assert machine.query("v1.cloud_name") == "unknown"
+        assert result.v1["cloud_name"] == "unknown"
     if kind == "bad-meta-data":
-        assert machine.query("v1.instance_id").startswith("cernvm-")
+        assert result.v1["instance_id"].startswith("cernvm-")
 
 
 def test_instance_data_keeps_ucontext_private(machine):

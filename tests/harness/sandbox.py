@@ -110,6 +110,10 @@ class BootResult:
 
     stages: list[StageResult] = field(default_factory=list)
     seconds: float = 0.0
+    #: ``cloud-init status`` after the stages (when the boot reported)
+    status: str = ""
+    #: ``cloud-init query v1`` after the stages, parsed (None: no instance data)
+    v1: dict | None = None
 
     def stage(self, *args: str) -> StageResult:
         """The result of the stage run with exactly these arguments."""
@@ -210,11 +214,25 @@ class Machine:
         return seed
 
     # --- running ------------------------------------------------------------
-    def boot(self, stages: tuple[tuple[str, ...], ...] = BOOT_STAGES) -> BootResult:
-        """Boot once: empty ``/run``, then run the stages in order."""
+    def boot(
+        self, stages: tuple[tuple[str, ...], ...] = BOOT_STAGES, *, report: bool = True
+    ) -> BootResult:
+        """Boot once: empty ``/run``, then run the stages in order.
+
+        With ``report``, ``cloud-init status`` and ``query v1`` run after the
+        stages in the same sandbox session (``result.status``, ``result.v1``).
+        """
         shutil.rmtree(self.run_dir)
         self.run_dir.mkdir()
-        return self.run(*stages)
+        extra = (("status",), ("query", "v1")) if report else ()
+        result = self.run(*stages, *extra)
+        if report:
+            status, query = result.stages[-2:]
+            del result.stages[-2:]
+            result.status = status.stdout
+            if query.returncode == 0:
+                result.v1 = json.loads(query.stdout)
+        return result
 
     def cloud_init(self, *args: str) -> StageResult:
         """Run one cloud-init command (``status``, ``query v1``...) without rebooting."""
