@@ -17,7 +17,8 @@ What :func:`normalize` returns:
   plain text) is returned unchanged: wrapping it would add nothing;
 - anything else becomes MIME multipart with a fresh random boundary, every
   part written as text (``7bit`` or ``8bit``, never base64), CR LF line
-  ends turned into LF, and every text part ending with a newline.
+  ends (and lone CRs, which MIME parsers read as line ends) turned into LF,
+  and every text part ending with a newline.
 
 Old syntax is split by :func:`split_old_syntax`, one part per section, in
 document order, nothing dropped but blank lines before the first content:
@@ -324,13 +325,19 @@ def looks_like_mime(data: bytes) -> bool:
     return first.startswith(b"content-type:")
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, for one-line messages."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _boundary_problem(msg: email.message.Message, body: bytes) -> str:
     declared = msg.get_boundary()
     if declared is None:
         return "malformed MIME: multipart without a boundary parameter"
+    declared = printable(declared)
     used = sorted(
         {
-            line[2:].rstrip().removesuffix(b"--").decode("utf-8", "replace")
+            printable(line[2:].rstrip().removesuffix(b"--").decode("utf-8", "replace"))
             for line in body.split(b"\n")
             if line.startswith(b"--") and len(line.rstrip()) > 2
         }
@@ -343,17 +350,26 @@ def _boundary_problem(msg: email.message.Message, body: bytes) -> str:
     return f"malformed MIME: no part starts with the declared boundary '--{declared}'"
 
 
-def _decode_body(part: email.message.Message, index: int, ctype: str) -> bytes:
-    raw = part.get_payload(decode=False)
+def _raw_body(part: email.message.Message) -> bytes:
+    """The part's body as it stands in the message, before any decoding.
+
+    The parser keeps it in ``_payload``, bytes escaped as surrogates;
+    ``get_payload()`` would re-decode it by the part's charset, lossily.
+    """
+    raw = getattr(part, "_payload", "")
     if not isinstance(raw, str):
-        raw = ""
-    body = raw.encode("ascii", "surrogateescape")
-    cte = (part.get("Content-Transfer-Encoding") or "7bit").strip().lower()
+        return b""
+    return raw.encode("utf-8", "surrogateescape")
+
+
+def _decode_body(part: email.message.Message, index: int, ctype: str) -> bytes:
+    body = _raw_body(part)
+    cte = str(part.get("Content-Transfer-Encoding") or "7bit").strip().lower()
     if cte == "base64":
         try:
             return base64.b64decode(b"".join(body.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise UserDataError(f"part {index} ({ctype}): bad base64") from None
+            raise UserDataError(f"part {index} ({printable(ctype)}): bad base64") from None
     if cte == "quoted-printable":
         return quopri.decodestring(body)
     return body
@@ -367,8 +383,13 @@ def _is_text(payload: bytes) -> bool:
     return b"\x00" not in payload
 
 
+def _lf(data: bytes) -> bytes:
+    """CR LF, and a CR alone, become LF: MIME parsers (cloud-init's too) end lines at both."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
 def _fix_text(payload: bytes) -> bytes:
-    payload = payload.replace(b"\r\n", b"\n")
+    payload = _lf(payload)
     if payload and not payload.endswith(b"\n"):
         payload += b"\n"
     return payload
@@ -398,7 +419,7 @@ def parse_parts(data: bytes) -> list[Part]:
             ):
                 raise UserDataError(_boundary_problem(leaf, data))
         ctype = leaf.get_content_type()
-        headers = [(k, str(v)) for k, v in leaf.items()]
+        headers = [(k, str(v)) for k, v in leaf.raw_items()]  # as written, bytes kept
         if leaf is msg:  # a single, non-multipart MIME message: keep its part headers
             headers = [(k, v) for k, v in headers if k.lower().startswith("content-")]
             headers.insert(1, ("MIME-Version", "1.0"))
@@ -406,9 +427,7 @@ def parse_parts(data: bytes) -> list[Part]:
         if leaf.get_content_maintype() == "text" and _is_text(payload):
             parts.append(Part(headers=headers, payload=_fix_text(payload)))
         else:
-            raw = leaf.get_payload(decode=False)
-            encoded = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
-            parts.append(Part(headers=headers, payload=payload, encoded=encoded))
+            parts.append(Part(headers=headers, payload=payload, encoded=_raw_body(leaf)))
     return parts
 
 
@@ -488,8 +507,8 @@ def _gunzipped(raw: bytes) -> bytes:
 
 
 def decode_input(raw: bytes) -> bytes:
-    """Undo gzip (capped) and turn CR LF into LF: the text every reader here sees."""
-    return _gunzipped(raw).replace(b"\r\n", b"\n")
+    """Undo gzip (capped) and turn CR LF (and CR) into LF: what every reader here sees."""
+    return _lf(_gunzipped(raw))
 
 
 def parts_of(raw: bytes) -> tuple[str, list[Part]]:
@@ -543,7 +562,7 @@ def normalize(raw: bytes) -> bytes:
     reads MIME as UTF-8).
     """
     plain = _gunzipped(raw)
-    data = plain.replace(b"\r\n", b"\n")
+    data = _lf(plain)
     if looks_like_mime(data):
         return write_mime(_normal_parts(parse_parts(data)))
     text = _decode_text(data)

@@ -89,7 +89,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
+        return userdata.printable(f"{self.where}: {self.message}")
 
 
 class _Place:
