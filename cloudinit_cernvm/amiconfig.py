@@ -191,8 +191,18 @@ def load_instance_data(run_dir: str) -> dict:
 
 
 def private_dir(path: str) -> str:
-    """Create ``path`` (and parents) and make it 0700: it holds secrets."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    """Create ``path`` and missing parents 0700 (the leaf made 0700 anyway)."""
+    missing = []
+    here = os.path.abspath(path)
+    while not os.path.isdir(here):
+        missing.append(here)
+        here = os.path.dirname(here)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        os.chmod(directory, 0o700)
     os.chmod(path, 0o700)
     return path
 
