@@ -1,0 +1,571 @@
+"""Hand the amiconfig parts of the user-data to amiconfig, once, locally.
+
+CernVM's own boot service (``amiconfig.sh user``) fetched the user-data
+again from the network, ran the ``sh.before`` script, ran amiconfig with
+``AMICONFIG_LOCAL_USER_DATA`` and ``AMICONFIG_CONTEXT_URL`` exported, and
+touched ``/var/lib/amiconfig/user.done`` so that it never ran again. The
+part-handler does the same from what cloud-init already has: the collected
+payload is written to a private file, the instance's metadata to a local
+directory laid out like the EC2 metadata tree (so that no plugin goes to
+the network), and amiconfig runs with those two variables set for its own
+process only, bounded in time.
+
+Plain functions, standard library only (Jinja2 is imported when a part is a
+template): the handler in ``handlers.py`` is a thin shell over them, and the
+unit tests call them without cloud-init.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_COMMAND = "/usr/sbin/amiconfig"
+DEFAULT_TIMEOUT = 600.0
+#: what CernVM's ``amiconfig.sh`` touches after a run, and checks before one
+DONE_FILE = "/var/lib/amiconfig/user.done"
+#: the metadata API version amiconfig.sh and amiconfig use
+EC2_API_VERSION = "2007-12-15"
+TEMPLATE_HEADER = "## template: jinja"
+
+# Names inside the instance's ``cernvm`` directory (docs/internals.rst).
+PAYLOAD_NAME = "amiconfig-user-data"
+RECORD_NAME = "amiconfig.json"
+OUTPUT_NAME = "amiconfig.log"
+METADATA_NAME = "amiconfig-metadata"
+SCRIPTS_NAME = "scripts-before"
+
+#: seconds between SIGTERM and SIGKILL for a process group past its limit
+KILL_GRACE = 5.0
+#: at most this many lines of a command's output are copied into the log
+MAX_LOGGED_LINES = 500
+
+
+class TemplateError(ValueError):
+    """A ``## template: jinja`` part that cannot be rendered (one line)."""
+
+
+@dataclass
+class Settings:
+    """``datasource: CernVM:`` settings of the amiconfig run."""
+
+    command: list[str] = field(default_factory=lambda: [DEFAULT_COMMAND])
+    timeout: float = DEFAULT_TIMEOUT
+    done_file: str = DONE_FILE
+
+
+def settings_from(ds_cfg: Mapping | None) -> tuple[Settings, list[str]]:
+    """Read the settings; a bad value falls back to its default, with a message.
+
+    ``amiconfig_command`` is a path, a command line (split like the shell
+    does) or a list; ``amiconfig_timeout`` a positive number of seconds;
+    ``amiconfig_done_file`` where the run is marked done.
+    """
+    cfg = ds_cfg if isinstance(ds_cfg, Mapping) else {}
+    settings = Settings()
+    problems: list[str] = []
+    command = cfg.get("amiconfig_command")
+    if command is not None:
+        argv: list[str] | None = None
+        if isinstance(command, str) and command.strip():
+            try:
+                argv = shlex.split(command)
+            except ValueError:
+                argv = None
+        elif isinstance(command, list) and command and all(isinstance(a, str) for a in command):
+            argv = list(command)
+        if argv:
+            settings.command = argv
+        else:
+            problems.append(
+                f"amiconfig_command {command!r} is not a command; using {DEFAULT_COMMAND}"
+            )
+    timeout = cfg.get("amiconfig_timeout")
+    if timeout is not None:
+        try:
+            value = float(timeout)
+        except (TypeError, ValueError):
+            value = -1.0
+        if value > 0 and not isinstance(timeout, bool):
+            settings.timeout = value
+        else:
+            problems.append(
+                f"amiconfig_timeout {timeout!r} is not a positive number of seconds;"
+                f" using {DEFAULT_TIMEOUT:g}"
+            )
+    done_file = cfg.get("amiconfig_done_file")
+    if done_file is not None:
+        if isinstance(done_file, str) and os.path.isabs(done_file):
+            settings.done_file = done_file
+        else:
+            problems.append(f"amiconfig_done_file {done_file!r} is not an absolute path;"
+                            f" using {DONE_FILE}")
+    return settings, problems
+
+
+# --- templates ---------------------------------------------------------------
+
+
+def is_template(text: str) -> bool:
+    """Whether a part starts with cloud-init's ``## template: jinja`` line."""
+    first = text.lstrip("\ufeff").split("\n", 1)[0].strip().lower()
+    return first.replace(" ", "") == TEMPLATE_HEADER.replace(" ", "")
+
+
+def template_variables(instance_data: Mapping, extra: Mapping | None = None) -> dict:
+    """The names a template sees, as cloud-init gives them to its own templates.
+
+    The whole instance data (``v1``, ``ds``...), ``v1``'s keys at the top
+    level, ``_`` aliases for ``-`` in key names, then ``extra`` (for example
+    ``hostname`` and ``provider``).
+    """
+    variables: dict = dict(instance_data)
+    v1 = instance_data.get("v1")
+    if isinstance(v1, Mapping):
+        variables.update(v1)
+    for key in list(variables):
+        if isinstance(key, str) and "-" in key:
+            variables.setdefault(key.replace("-", "_"), variables[key])
+    if extra:
+        variables.update({k: v for k, v in extra.items() if v is not None})
+    return variables
+
+
+def render_template(text: str, variables: Mapping) -> str:
+    """Render a ``## template: jinja`` part; the header line is dropped.
+
+    An undefined name is an error rather than an empty string: a plugin
+    configured with a blank host name is worse than a warning and the part
+    as written. Raises :class:`TemplateError` with a one-line reason.
+    """
+    try:
+        import jinja2
+    except ImportError:
+        raise TemplateError("Jinja2 is not installed") from None
+    body = text.lstrip("\ufeff").split("\n", 1)[1] if "\n" in text else ""
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
+    try:
+        return env.from_string(body).render(**variables)
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateError(f"line {err.lineno + 1}: {err.message}") from None
+    except jinja2.TemplateError as err:
+        raise TemplateError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    except Exception as err:  # a filter or test failing on the given data
+        raise TemplateError(f"{type(err).__name__}: {err}") from None
+
+
+def build_payload(texts: list[str]) -> bytes:
+    """The parts one after the other, each ending with a newline, as UTF-8."""
+    out = []
+    for text in texts:
+        out.append(text if text.endswith("\n") or not text else text + "\n")
+    return "".join(out).encode("utf-8")
+
+
+def load_instance_data(run_dir: str) -> dict:
+    """cloud-init's instance data (the sensitive copy when readable), or {}."""
+    for name in ("instance-data-sensitive.json", "instance-data.json"):
+        try:
+            with open(os.path.join(run_dir, name), encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+# --- private files -----------------------------------------------------------
+
+
+def private_dir(path: str) -> str:
+    """Create ``path`` and missing parents 0700 (the leaf made 0700 anyway)."""
+    missing = []
+    here = os.path.abspath(path)
+    while not os.path.isdir(here):
+        missing.append(here)
+        here = os.path.dirname(here)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        os.chmod(directory, 0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` atomically with ``mode``, never readable by others meanwhile."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path: str, record: Mapping) -> None:
+    """A record for ``cernvm-context show``: JSON, 0600."""
+    write_private(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+
+
+@dataclass
+class InstanceMeta:
+    """What amiconfig plugins may ask the metadata service for."""
+
+    instance_id: str | None = None
+    local_hostname: str | None = None
+    public_keys: list[str] = field(default_factory=list)
+    availability_zone: str | None = None
+
+
+def write_metadata_tree(base: str, meta: InstanceMeta, user_data: bytes) -> str:
+    """Lay out ``base/2007-12-15`` like the EC2 metadata tree; return its URL.
+
+    amiconfig reads ``<url>/meta-data/<key>`` and ``<url>/user-data``; with a
+    ``file:`` URL it never opens a socket. Only what the datasource knows is
+    written: a plugin asking for anything else fails instead of waiting.
+    """
+    root = os.path.join(private_dir(base), EC2_API_VERSION)
+    private_dir(os.path.join(root, "meta-data"))
+    files: dict[str, str] = {}
+    if meta.instance_id:
+        files["meta-data/instance-id"] = meta.instance_id
+    if meta.local_hostname:
+        files["meta-data/local-hostname"] = meta.local_hostname
+        files["meta-data/hostname"] = meta.local_hostname
+    if meta.availability_zone:
+        files["meta-data/placement/availability-zone"] = meta.availability_zone
+    for index, key in enumerate(meta.public_keys):
+        files[f"meta-data/public-keys/{index}/openssh-key"] = key.strip() + "\n"
+    for name, text in files.items():
+        path = os.path.join(root, name)
+        private_dir(os.path.dirname(path))
+        write_private(path, text.encode("utf-8"))
+    write_private(os.path.join(root, "user-data"), user_data)
+    return "file:" + root
+
+
+def amiconfig_environment(base: Mapping[str, str], payload: str, context_url: str) -> dict:
+    """The environment of amiconfig's process: cloud-init's plus the two variables."""
+    env = {k: v for k, v in base.items() if not k.startswith("AMICONFIG_")}
+    env["AMICONFIG_LOCAL_USER_DATA"] = payload
+    env["AMICONFIG_CONTEXT_URL"] = context_url
+    return env
+
+
+# --- running -----------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """How a bounded command ended."""
+
+    argv: list[str]
+    status: int | None = None  # exit status when it exited
+    signal: int | None = None  # the signal that ended it, when one did
+    timed_out: bool = False
+    error: str | None = None  # it could not be started
+    seconds: float = 0.0
+    output: str = ""
+
+    @property
+    def completed(self) -> bool:
+        """It ran to its own end (any exit status), not killed nor missing."""
+        return self.status is not None and not self.timed_out
+
+    def problem(self, what: str, timeout: float) -> str | None:
+        """One line saying what went wrong, or None for exit status 0."""
+        if self.error is not None:
+            return f"{what} not run: {self.error}"
+        if self.timed_out:
+            return f"{what} ran past its limit of {timeout:g} s and was killed"
+        if self.signal is not None:
+            return f"{what} was killed by signal {_signal_name(self.signal)}"
+        if self.status:
+            return f"{what} exited with status {self.status}"
+        return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def run_bounded(
+    argv: list[str],
+    env: Mapping[str, str],
+    timeout: float,
+    output_path: str,
+    grace: float = KILL_GRACE,
+) -> RunResult:
+    """Run ``argv`` in its own process group, at most ``timeout`` seconds.
+
+    Output (stdout and stderr together) goes to ``output_path`` (0600), not to
+    a pipe: a daemon a plugin starts may keep a pipe open forever, a file it
+    may. Past the limit the whole group gets SIGTERM, then SIGKILL after
+    ``grace`` seconds, so that no child of it runs on unseen.
+    """
+    result = RunResult(argv=list(argv))
+    started = time.monotonic()
+    fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                cwd="/",
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as err:
+            result.error = f"{argv[0]}: {err.strerror or err}"
+            return result
+    finally:
+        os.close(fd)
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        result.timed_out = True
+        _kill_group(proc, grace)
+        code = proc.returncode
+    result.seconds = round(time.monotonic() - started, 3)
+    if code is not None and code < 0:
+        result.signal = -code
+    elif not result.timed_out:
+        result.status = code
+    result.output = _read_text(output_path)
+    return result
+
+
+def _kill_group(proc: subprocess.Popen, grace: float) -> None:
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=wait)
+            if sig == signal.SIGTERM:
+                # the leader is gone; its children in the group go too
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _read_text(path: str, limit: int = 1024 * 1024) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def log_output(what: str, output: str) -> None:
+    """Copy a command's output into cloud-init's log, a bounded number of lines."""
+    lines = output.splitlines()
+    for line in lines[:MAX_LOGGED_LINES]:
+        LOG.info("CernVM: %s: %s", what, line)
+    if len(lines) > MAX_LOGGED_LINES:
+        LOG.info("CernVM: %s: ... %d more lines", what, len(lines) - MAX_LOGGED_LINES)
+
+
+def mark_done(path: str) -> None:
+    """Touch the file CernVM's ``amiconfig.sh user`` checks, as it does."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    with open(path, "a"):
+        pass
+
+
+# --- one run -------------------------------------------------------------------
+
+
+@dataclass
+class Script:
+    """A ``sh.before`` script: run right before amiconfig."""
+
+    name: str
+    text: str
+
+
+def prepare_parts(
+    parts: list[tuple[str, str]], variables: Mapping | None
+) -> tuple[list[str], list[str]]:
+    """Render the template parts; return the texts in order and the warnings.
+
+    ``parts`` are ``(name, text)``. A part that cannot be rendered is kept as
+    written (amiconfig skips the header line, which is a comment) and named
+    in a warning, so that one bad template does not lose the other sections.
+    """
+    texts: list[str] = []
+    warnings: list[str] = []
+    for name, text in parts:
+        if is_template(text):
+            try:
+                text = render_template(text, variables or {})
+            except TemplateError as err:
+                warnings.append(
+                    f"amiconfig part {name}: template not rendered ({err}); kept as written"
+                )
+        texts.append(text)
+    return texts, warnings
+
+
+def _safe_name(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return keep.strip(".") or "script"
+
+
+def run_before_scripts(
+    scripts: list[Script], directory: str, env: Mapping[str, str], timeout: float
+) -> tuple[list[dict], list[str]]:
+    """Run the ``sh.before`` scripts in order, each bounded; records and warnings."""
+    records: list[dict] = []
+    warnings: list[str] = []
+    if not scripts:
+        return records, warnings
+    private_dir(directory)
+    for index, script in enumerate(scripts):
+        path = os.path.join(directory, f"{index:02d}-{_safe_name(script.name)}")
+        write_private(path, script.text.encode("utf-8"), mode=0o700)
+        what = f"sh.before script {script.name}"
+        LOG.info("CernVM: running %s", what)
+        result = run_bounded([path], env, timeout, path + ".log")
+        log_output(what, result.output)
+        problem = result.problem(what, timeout)
+        if problem:
+            warnings.append(problem)
+        else:
+            LOG.info("CernVM: %s exited with status 0 after %.1f s", what, result.seconds)
+        records.append(_result_record(result, path))
+    return records, warnings
+
+
+def _result_record(result: RunResult, path: str | None = None) -> dict:
+    record = {
+        "command": result.argv,
+        "exit_status": result.status,
+        "signal": _signal_name(result.signal) if result.signal is not None else None,
+        "timed_out": result.timed_out,
+        "error": result.error,
+        "duration_s": result.seconds,
+    }
+    if path is not None:
+        record["path"] = path
+    return record
+
+
+def already_done(cernvm_dir: str) -> bool:
+    """Whether this instance's record says amiconfig already ran to its end."""
+    try:
+        with open(os.path.join(cernvm_dir, RECORD_NAME), encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and bool(record.get("done_marker"))
+
+
+def contextualize(
+    cernvm_dir: str,
+    parts: list[str],
+    scripts: list[Script],
+    settings: Settings,
+    meta: InstanceMeta,
+    base_env: Mapping[str, str],
+    warnings: list[str] | None = None,
+) -> dict:
+    """Run the ``sh.before`` scripts, then amiconfig once; return the record.
+
+    Writes the payload, the metadata tree, amiconfig's output and the record
+    ``amiconfig.json`` into ``cernvm_dir`` (0700, files 0600); marks the run
+    done in ``settings.done_file`` when amiconfig ran to its end, whatever its
+    exit status, as ``amiconfig.sh`` does. Each problem is logged as one
+    warning and listed in the record; nothing here raises for a fault of
+    amiconfig or of the scripts.
+    """
+    warnings = list(warnings or [])
+    private_dir(cernvm_dir)
+    payload_path = os.path.join(cernvm_dir, PAYLOAD_NAME)
+    record: dict = {
+        "command": settings.command,
+        "timeout_s": settings.timeout,
+        "parts": len(parts),
+        "payload": payload_path if parts else None,
+        "instance_id": meta.instance_id,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "exit_status": None,
+        "done_marker": None,
+    }
+    env = dict(base_env)
+    if parts:
+        payload = build_payload(parts)
+        write_private(payload_path, payload)
+        url = write_metadata_tree(os.path.join(cernvm_dir, METADATA_NAME), meta, payload)
+        env = amiconfig_environment(base_env, payload_path, url)
+        record["context_url"] = url
+    for problem in warnings:
+        LOG.warning("CernVM: %s", problem)
+    before, script_warnings = run_before_scripts(
+        scripts, os.path.join(cernvm_dir, SCRIPTS_NAME), env, settings.timeout
+    )
+    record["before_scripts"] = before
+    for problem in script_warnings:
+        LOG.warning("CernVM: %s", problem)
+    warnings += script_warnings
+    if parts:
+        LOG.info("CernVM: running amiconfig (%s) on %d part(s) from %s",
+                 " ".join(settings.command), len(parts), payload_path)
+        result = run_bounded(settings.command, env, settings.timeout,
+                             os.path.join(cernvm_dir, OUTPUT_NAME))
+        log_output("amiconfig", result.output)
+        record.update(_result_record(result))
+        record["command"] = settings.command
+        record["output"] = os.path.join(cernvm_dir, OUTPUT_NAME)
+        problem = result.problem("amiconfig", settings.timeout)
+        if problem:
+            problem += f"; its input is kept in {payload_path}"
+            LOG.warning("CernVM: %s", problem)
+            warnings.append(problem)
+        else:
+            LOG.info("CernVM: amiconfig exited with status 0 after %.1f s", result.seconds)
+        if result.completed:
+            try:
+                mark_done(settings.done_file)
+                record["done_marker"] = settings.done_file
+            except OSError as err:
+                problem = f"cannot mark amiconfig done in {settings.done_file}: {err.strerror}"
+                LOG.warning("CernVM: %s", problem)
+                warnings.append(problem)
+    record["warnings"] = warnings
+    write_json(os.path.join(cernvm_dir, RECORD_NAME), record)
+    return record

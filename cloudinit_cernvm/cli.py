@@ -1,0 +1,558 @@
+"""``cernvm-context``: convert, check and inspect CernVM contexts.
+
+For the people who prepare contexts (``convert``, ``validate``,
+``make-iso``) and for those who debug a booted machine (``detect``,
+``show``). Every error is one line on stderr with a non-zero exit status;
+no traceback reaches the user.
+
+Exit status: 0 success; 1 problems found (``validate``), nothing detected
+(``detect``), no seed (``show``) or data that cannot be converted; 2 usage
+errors and unreadable files; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from cloudinit_cernvm import __version__, contextsh, userdata
+from cloudinit_cernvm.userdata import Part, UserDataError
+
+PROG = "cernvm-context"
+
+#: user-data size limits of the clouds, and whether each counts the bytes
+#: before (False) or after (True) base64
+LIMITS: dict[str, tuple[int, bool]] = {
+    "EC2": (16 * 1024, False),
+    "OpenStack": (64 * 1024, True),
+    "Azure": (64 * 1024, True),
+    "CloudStack": (32 * 1024, True),
+}
+
+DEFAULT_SEED_DIR = "/mnt/.rw/context"
+DEFAULT_CLOUD_DIR = "/var/lib/cloud"
+
+
+class CliError(Exception):
+    """An error for the user: one line, and the exit status to use."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def read_input(path: str | None) -> bytes:
+    """Read user-data from ``path`` (``-`` or None: stdin).
+
+    A HEPiX/OpenNebula ``context.sh`` is read as the user-data it carries.
+    """
+    if path in (None, "-"):
+        raw = sys.stdin.buffer.read()
+        label = "stdin"
+    else:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror or exc}", 2) from None
+        label = path
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    variables = contextsh.parse(text)
+    if variables:
+        try:
+            found = contextsh.user_data(variables)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        if found:
+            _say(f"{label} is a context.sh: reading the user-data in {found[0]}")
+            return found[1]
+    return raw
+
+
+def _write(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+# --- convert -----------------------------------------------------------------
+
+
+def size_warnings(
+    raw_size: int, encoded_size: int, provider: str | None, gzipped: bool
+) -> list[str]:
+    """Warnings for each cloud whose user-data limit the output exceeds.
+
+    ``raw_size`` counts the bytes before base64, ``encoded_size`` after;
+    each cloud counts one of them (``LIMITS``).
+    """
+    warnings = []
+    for name, (limit, after_base64) in LIMITS.items():
+        if provider and name.lower() != provider.lower():
+            continue
+        size = encoded_size if after_base64 else raw_size
+        if size > limit:
+            form = "base64-encoded" if after_base64 else "before base64"
+            advice = "" if gzipped else "; try --gzip"
+            warnings.append(
+                f"warning: {size} bytes ({form}) exceed {name}'s user-data limit of "
+                f"{limit // 1024} KiB{advice}"
+            )
+    return warnings
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    raw = read_input(args.file)
+    out = userdata.normalize(raw)
+    if out == userdata._gunzipped(raw) and not userdata.looks_like_mime(out):
+        _say("note: this is already one of cloud-init's own formats; written unchanged")
+    if args.gzip:
+        out = gzip.compress(out, mtime=0)
+    raw_size = len(out)
+    encoded = base64.b64encode(out) if args.base64 else None
+    encoded_size = len(encoded) if encoded is not None else len(base64.b64encode(out))
+    for warning in size_warnings(raw_size, encoded_size, args.provider, args.gzip):
+        _say(warning)
+    _write(encoded + b"\n" if encoded is not None else out)
+    return 0
+
+
+# --- validate ----------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from cloudinit_cernvm import validate
+
+    raw = read_input(args.file)
+    problems = validate.check(raw)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    try:
+        kind, parts = userdata.parts_of(raw)
+    except UserDataError:  # check() has reported it already
+        return 1
+    types = ", ".join(p.content_type for p in parts)
+    print(f"ok: {_KIND_NAMES[kind]}, {len(parts)} part{'s' if len(parts) != 1 else ''}: {types}")
+    return 0
+
+
+_KIND_NAMES = {"mime": "MIME", "old-syntax": "old syntax", "cloud-init": "cloud-init format"}
+
+
+# --- detect ------------------------------------------------------------------
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    try:
+        from cloudinit_cernvm import detect as detect_mod
+    except ImportError:
+        raise CliError("provider detection is not available in this installation") from None
+    found = detect_mod.detect(sysroot=args.sysroot, media_dir=args.media_dir)
+    if found is None:
+        _say("no provider recognised from local evidence")
+        return 1
+    print(found.provider)
+    evidence = found.evidence
+    items = [evidence] if isinstance(evidence, str) else list(evidence or [])
+    for item in items:
+        print(f"  {item}")
+    return 0
+
+
+# --- show --------------------------------------------------------------------
+
+_SAFE_META = ("instance-id", "local-hostname", "availability-zone", "region")
+_SAFE_RECORD = frozenset(
+    {
+        "command",
+        "exit_status",
+        "returncode",
+        "status",
+        "duration",
+        "duration_ms",
+        "duration_s",
+        "seconds",
+        "started",
+        "finished",
+        "time",
+        "ran",
+        "skipped",
+        "reason",
+        "version",
+        "handler",
+        "frequency",
+        "provider",
+        "source",
+        "count",
+    }
+)
+_LIST_RECORD = frozenset({"warnings", "parts", "problems", "types", "errors", "messages"})
+
+
+def _ini_summary(text: str) -> list[dict[str, Any]]:
+    sections: list[dict[str, Any]] = []
+    from cloudinit_cernvm import validate
+
+    for line in text.split("\n"):
+        header = validate._SECTION.match(line)
+        if header:
+            sections.append({"section": header.group("header"), "keys": []})
+            continue
+        option = validate._OPTION.match(line)
+        if option and sections and not line[:1].isspace() and line.strip()[:1] not in "#;":
+            sections[-1]["keys"].append(option.group("option").strip())
+    return sections
+
+
+def _cloud_config_keys(text: str) -> list[str]:
+    try:
+        import yaml
+
+        loaded = yaml.safe_load(text)
+    except Exception:  # not YAML: validate says why
+        return []
+    return sorted(str(k) for k in loaded) if isinstance(loaded, dict) else []
+
+
+def describe_part(part: Part) -> dict[str, Any]:
+    """What ``show`` tells about a part: its type, size and names, never values."""
+    info: dict[str, Any] = {"type": part.content_type, "bytes": len(part.payload)}
+    if part.encoded is not None:
+        return info
+    ctype = part.content_type
+    text = part.text
+    if ctype in (userdata.AMICONFIG, userdata.AMICONFIG_USER_DATA):
+        info["sections"] = _ini_summary(text)
+    elif ctype == userdata.UCERNVM:
+        from cloudinit_cernvm import ucernvm
+
+        info["keys"] = [key for _, key, _ in ucernvm.block_lines(text)]
+    elif ctype == userdata.CLOUD_CONFIG:
+        info["keys"] = _cloud_config_keys(text)
+    elif ctype in (userdata.SCRIPT, userdata.SCRIPT_BEFORE):
+        info["interpreter"] = text.split("\n", 1)[0][2:].strip()
+        info["lines"] = text.count("\n")
+        when = part.header(userdata.SCRIPT_HEADER)
+        if when:
+            info["runs"] = f"{when} amiconfig"
+    return info
+
+
+def _redact(record: Any) -> Any:
+    """Keep what tells what a handler did; reduce everything else to names."""
+    if not isinstance(record, dict):
+        return type(record).__name__
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in _SAFE_RECORD and isinstance(value, (str, int, float, bool, type(None))):
+            out[key] = value
+        elif key in _LIST_RECORD and isinstance(value, list):
+            out[key] = [v if isinstance(v, str) else _redact(v) for v in value]
+        elif isinstance(value, dict):
+            out[key] = {"keys": sorted(str(k) for k in value)}
+        elif isinstance(value, list):
+            out[key] = {"items": len(value)}
+        else:
+            out[key] = "(set)"
+    return out
+
+
+def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
+    """Collect what ``show`` reports; the flag tells whether a seed was found."""
+    report: dict[str, Any] = {"seed": seed_dir}
+    found = True
+    try:
+        from cloudinit_cernvm import seed as seed_mod
+    except ImportError:
+        raise CliError("reading the seed is not available in this installation") from None
+    try:
+        seed = seed_mod.read_seed(seed_dir)
+    except seed_mod.NoSeed as exc:
+        report["error"] = str(exc).splitlines()[0] if str(exc) else f"no seed at {seed_dir}"
+        found = False
+        seed = None
+    if seed is not None:
+        report["provider"] = seed.provider
+        meta = dict(seed.meta_data or {})
+        report["meta_data"] = {
+            "values": {k: meta[k] for k in _SAFE_META if k in meta},
+            "public_keys": len(meta.get("public-keys") or []),
+            "keys": sorted(str(k) for k in meta),
+        }
+        report["ucontext"] = sorted(seed.ucontext or {})
+        report["seed_problems"] = list(seed.problems or [])
+        raw = seed.user_data or b""
+        ud: dict[str, Any] = {"bytes": len(raw)}
+        try:
+            kind, parts = userdata.parts_of(raw)
+            ud["format"] = kind
+            ud["parts"] = [describe_part(p) for p in parts]
+        except UserDataError as exc:
+            ud["error"] = str(exc)
+        report["user_data"] = ud
+    records: dict[str, Any] = {}
+    base = Path(cloud_dir) / "instance" / "cernvm"
+    for name in ("amiconfig.json", "ucernvm.json"):
+        path = base / name
+        if not path.exists():
+            continue
+        try:
+            records[name] = _redact(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            records[name] = {"error": f"unreadable: {exc}".splitlines()[0]}
+    report["records"] = {"dir": str(base), "files": records}
+    return report, found
+
+
+def _print_show(report: dict[str, Any]) -> None:
+    print(f"seed:       {report['seed']}")
+    if "error" in report:
+        print(f"            {report['error']}")
+    if "provider" in report:
+        print(f"provider:   {report['provider']}")
+        meta = report["meta_data"]
+        shown = ", ".join(f"{k} {v}" for k, v in meta["values"].items()) or "none"
+        keys = ", ".join(meta["keys"]) or "-"
+        print(f"meta-data:  {shown}; {meta['public_keys']} public key(s); keys: {keys}")
+        print(f"ucontext:   {', '.join(report['ucontext']) or '-'}")
+        ud = report["user_data"]
+        if "error" in ud:
+            print(f"user-data:  {ud['bytes']} bytes, unreadable: {ud['error']}")
+        else:
+            parts = ud["parts"]
+            kind = _KIND_NAMES[ud["format"]]
+            print(f"user-data:  {ud['bytes']} bytes, {kind}, {len(parts)} part(s)")
+            for index, info in enumerate(parts, start=1):
+                print(f"  part {index}: {info['type']}, {info['bytes']} bytes{_part_details(info)}")
+        for problem in report["seed_problems"]:
+            print(f"problem:    {problem}")
+    records = report["records"]
+    if records["files"]:
+        print(f"handlers:   {records['dir']}")
+        for name, record in records["files"].items():
+            fields = "; ".join(f"{k}: {_flat(v)}" for k, v in record.items())
+            print(f"  {name}: {fields}")
+    else:
+        print(f"handlers:   no records in {records['dir']}")
+
+
+def _part_details(info: dict[str, Any]) -> str:
+    if "sections" in info:
+        return (
+            "; "
+            + "; ".join(
+                f"[{s['section']}] {', '.join(s['keys']) or '(empty)'}" for s in info["sections"]
+            )
+            if info["sections"]
+            else ""
+        )
+    if "keys" in info:
+        return f"; keys: {', '.join(info['keys']) or '-'}"
+    if "interpreter" in info:
+        runs = f", runs {info['runs']}" if "runs" in info else ""
+        return f"; {info['interpreter']}, {info['lines']} lines{runs}"
+    return ""
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, dict):
+        if set(value) == {"keys"}:
+            return ", ".join(value["keys"]) or "-"
+        return ", ".join(f"{k} {_flat(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_flat(v) for v in value) or "-"
+    return str(value)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    report, found = gather_show(args.seed_dir, args.cloud_dir)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        _print_show(report)
+    return 0 if found else 1
+
+
+# --- make-iso ----------------------------------------------------------------
+
+
+def _make_iso_module() -> Any:
+    try:
+        from cloudinit_cernvm import context_media
+    except ImportError as exc:
+        if exc.name and exc.name.startswith("pycdlib"):
+            raise CliError(
+                "make-iso needs pycdlib: pip install 'cloudinit-cernvm[iso]'", 2
+            ) from None
+        raise CliError("make-iso is not available in this installation", 2) from None
+    return context_media
+
+
+def cmd_make_iso(args: argparse.Namespace) -> int:
+    return int(_make_iso_module().run(args))
+
+
+# --- the parser --------------------------------------------------------------
+
+_EPILOGS = {
+    "convert": "example:\n  cernvm-context convert legacy.txt > user-data.mime\n"
+    "  cernvm-context convert --gzip --base64 --provider EC2 legacy.txt",
+    "validate": "example:\n  cernvm-context validate legacy.txt && echo ready",
+    "detect": "example:\n  cernvm-context detect\n  cernvm-context detect --sysroot /tmp/fake-root",
+    "show": "example:\n  cernvm-context show\n  cernvm-context show --json | jq .user_data",
+    "make-iso": "example:\n  cernvm-context make-iso --help   (options of the image builder)",
+}
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``verb`` names the verb about to run, if known.
+
+    ``make-iso``'s options come from ``context_media``, imported only when
+    that verb runs, so the other verbs work without pycdlib.
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Convert, check and inspect CernVM contexts (user-data).",
+        epilog="run 'cernvm-context VERB --help' for each verb's options and an example",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    raw = argparse.RawDescriptionHelpFormatter
+
+    def add(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return verbs.add_parser(
+            name, help=summary, description=description, epilog=_EPILOGS[name], formatter_class=raw
+        )
+
+    conv = add(
+        "convert",
+        "old-syntax (or any) user-data to MIME multipart on stdout",
+        "Write FILE as normalised MIME multipart on stdout: each section of old-syntax\n"
+        "user-data in its own part, base64 parts of MIME input decoded. Data already in\n"
+        "one of cloud-init's own formats is written unchanged.",
+    )
+    conv.add_argument(
+        "file", nargs="?", metavar="FILE", help="user-data or context.sh (default: stdin)"
+    )
+    conv.add_argument("--gzip", action="store_true", help="gzip the output")
+    conv.add_argument(
+        "--base64", action="store_true", help="base64-encode the output (after --gzip)"
+    )
+    conv.add_argument(
+        "--provider",
+        choices=sorted(LIMITS, key=str.lower),
+        type=lambda s: next((n for n in LIMITS if n.lower() == s.lower()), s),
+        help="warn only about this cloud's size limit (default: every limit exceeded)",
+    )
+    conv.set_defaults(func=cmd_convert)
+
+    val = add(
+        "validate",
+        "check user-data; exit 1 with each problem on its own line",
+        "Check FILE as µCernVM, amiconfig and cloud-init will read it; print each\n"
+        "problem with where it is. Exit status 0: clean; 1: problems.",
+    )
+    val.add_argument(
+        "file", nargs="?", metavar="FILE", help="user-data or context.sh (default: stdin)"
+    )
+    val.set_defaults(func=cmd_validate)
+
+    det = add(
+        "detect",
+        "print the provider this machine shows, from local evidence",
+        "Print the provider (cloud) recognised from local evidence (DMI, kernel command\n"
+        "line, labelled disks) and the evidence. Exit status 1 when none is recognised.",
+    )
+    det.add_argument(
+        "--sysroot",
+        default=os.environ.get("CERNVM_SYSROOT", "/"),
+        help="root holding /sys and /proc/cmdline (default: $CERNVM_SYSROOT or /)",
+    )
+    det.add_argument(
+        "--media-dir",
+        default=os.environ.get("CERNVM_MEDIA_DIR") or None,
+        help="directory whose label-named sub-directories stand for disks "
+        "(default: $CERNVM_MEDIA_DIR)",
+    )
+    det.set_defaults(func=cmd_detect)
+
+    show = add(
+        "show",
+        "on a booted machine: seed, provider, parts, what each handler did",
+        "Show the seed (provider, meta-data, user-data parts) and what this project's\n"
+        "handlers recorded. Names and sizes only: no values, no secrets.",
+    )
+    show.add_argument(
+        "--seed-dir", default=DEFAULT_SEED_DIR, help=f"seed directory (default: {DEFAULT_SEED_DIR})"
+    )
+    show.add_argument(
+        "--cloud-dir",
+        default=DEFAULT_CLOUD_DIR,
+        help=f"cloud-init's directory (default: {DEFAULT_CLOUD_DIR})",
+    )
+    show.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    show.set_defaults(func=cmd_show)
+
+    iso = add(
+        "make-iso",
+        "write a context image (context.sh, config-2, CloudStack config drive)",
+        "Write a context image for clouds without a user-data service.",
+    )
+    iso.set_defaults(func=cmd_make_iso)
+    if verb == "make-iso":
+        _make_iso_module().add_arguments(iso)
+    return parser
+
+
+def _verb_of(argv: list[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``cernvm-context``; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(_verb_of(argv))
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+    except CliError as exc:
+        _say(str(exc))
+        return exc.status
+    except UserDataError as exc:
+        _say(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. '| head'): not an error worth a message.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 1
+    except OSError as exc:
+        name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        _say(f"error{name}: {exc.strerror or exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

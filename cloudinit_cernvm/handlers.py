@@ -1,0 +1,192 @@
+"""cloud-init part-handlers for CernVM's own content types.
+
+cloud-init loads this module through the shim in its handlers directory
+(``handler_shim.py``) and calls, for each user-data it consumes,
+``handle_part(data, "__begin__", ...)``, then once per part of a listed
+type, then ``handle_part(data, "__end__", ...)``. ``data`` is cloud-init's
+``Cloud`` object (datasource, paths, configuration). With ``frequency``
+once-per-instance, cloud-init calls the handler only when it consumes the
+user-data of a new instance, so everything here runs once per instance.
+
+- ``text/amiconfig``, ``text/amiconfig-user-data``: collected in order;
+  at ``__end__`` the ``sh.before`` scripts run, then amiconfig once on all
+  of them (``amiconfig.py``).
+- ``text/x-shellscript-before-amiconfig``: old-syntax ``#!/bin/sh.before``
+  scripts, collected and run right before amiconfig.
+- ``text/ucernvm``: recorded and compared with the seed (``ucernvm_record.py``).
+
+This module only adapts cloud-init's calls to those plain functions; no
+fault of amiconfig, of a script or of a part escapes it as an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from cloudinit_cernvm import amiconfig, ucernvm_record
+from cloudinit_cernvm import userdata as ud
+
+LOG = logging.getLogger(__name__)
+
+#: cloud-init passes ``frequency`` (version 2 of the handler interface)
+handler_version = 2
+#: cloud-init's PER_INSTANCE: called only when a new instance's data is consumed
+frequency = "once-per-instance"
+
+CONTENT_START = "__begin__"
+CONTENT_END = "__end__"
+AMICONFIG_TYPES = (ud.AMICONFIG, ud.AMICONFIG_USER_DATA)
+TYPES = (*AMICONFIG_TYPES, ud.UCERNVM, ud.SCRIPT_BEFORE)
+#: this project's records, in the instance directory
+RECORD_DIR = "cernvm"
+
+
+def list_types() -> list[str]:
+    """The content types these handlers take from cloud-init."""
+    return list(TYPES)
+
+
+@dataclass
+class _Pass:
+    """What one pass over the user-data collected, until ``__end__``."""
+
+    parts: list[tuple[str, str]] = field(default_factory=list)
+    scripts: list[amiconfig.Script] = field(default_factory=list)
+    ucernvm_seen: bool = False
+
+
+_current: _Pass | None = None
+
+
+def handle_part(data, ctype, filename, payload, frequency=None, headers=None) -> None:
+    """cloud-init's entry point; never raises."""
+    global _current
+    try:
+        if ctype == CONTENT_START:
+            _current = _Pass()
+        elif ctype == CONTENT_END:
+            done, _current = _current, None
+            if done is not None:
+                _finish(data, done)
+        else:
+            if _current is None:  # a caller that skipped __begin__
+                _current = _Pass()
+            _take(data, _current, ctype, filename or "part", _text(payload))
+    except Exception as err:  # the rest of the user-data must still run
+        LOG.warning("CernVM: %s handler failed on %s: %s: %s",
+                    ctype, filename, type(err).__name__, err)
+
+
+def _text(payload) -> str:
+    if payload is None:
+        return ""
+    if isinstance(payload, bytes):
+        return payload.decode("utf-8", "replace")
+    return str(payload)
+
+
+def _take(data, state: _Pass, ctype: str, name: str, text: str) -> None:
+    if ctype in AMICONFIG_TYPES:
+        state.parts.append((name, text))
+        LOG.debug("CernVM: amiconfig part %s collected (%d bytes)", name, len(text))
+    elif ctype == ud.SCRIPT_BEFORE:
+        state.scripts.append(amiconfig.Script(name, text))
+        LOG.debug("CernVM: sh.before script %s collected", name)
+    elif ctype == ud.UCERNVM:
+        if state.ucernvm_seen:
+            LOG.warning("CernVM: %s: a second text/ucernvm part; ignored, as µCernVM"
+                        " reads only the first block", name)
+            return
+        state.ucernvm_seen = True
+        _record_ucernvm(data, name, text)
+
+
+def _cernvm_dir(data) -> str:
+    # not get_ipath(RECORD_DIR): cloud-init maps names through its own table
+    return os.path.join(data.get_ipath(), RECORD_DIR)
+
+
+def _ds_cfg(data) -> dict:
+    """``datasource: CernVM:`` from the system configuration."""
+    cfg = getattr(data, "cfg", None) or {}
+    ds = cfg.get("datasource") if isinstance(cfg, dict) else None
+    section = ds.get("CernVM") if isinstance(ds, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def _seed_ucontext(data) -> dict | None:
+    """The seed's ``ucontext`` settings, or None when there is nothing to compare."""
+    seed_dir = getattr(data.datasource, "seed_dir", None)
+    if not seed_dir or not os.path.exists(os.path.join(seed_dir, "ucontext")):
+        return None
+    from cloudinit_cernvm import seed as seedlib
+
+    try:
+        return seedlib.read_seed(seed_dir).ucontext
+    except (seedlib.NoSeed, seedlib.SeedError) as err:
+        LOG.warning("CernVM: µCernVM part not compared with the seed: %s", err)
+        return None
+
+
+def _record_ucernvm(data, name: str, text: str) -> None:
+    seed_settings = _seed_ucontext(data)
+    result = ucernvm_record.check(text, seed_settings, name=f"text/ucernvm part {name}")
+    for problem in result.warnings:
+        LOG.warning("CernVM: %s", problem)
+    json_path, _ = ucernvm_record.write(_cernvm_dir(data), result, name)
+    LOG.info("CernVM: %d µCernVM setting(s) recorded in %s%s", len(result.settings), json_path,
+             "" if result.compared else " (the seed has no ucontext to compare with)")
+
+
+def _instance_meta(data) -> amiconfig.InstanceMeta:
+    ds = data.datasource
+    metadata = getattr(ds, "metadata", None) or {}
+    try:
+        keys = [k for k in ds.get_public_ssh_keys() if isinstance(k, str)]
+    except Exception:  # a datasource without keys
+        keys = []
+
+    def text(key: str) -> str | None:
+        value = metadata.get(key)
+        return value if isinstance(value, str) and value else None
+
+    return amiconfig.InstanceMeta(
+        instance_id=data.get_instance_id(),
+        local_hostname=text("local-hostname") or text("hostname"),
+        public_keys=keys,
+        availability_zone=text("availability-zone"),
+    )
+
+
+def _template_variables(data, meta: amiconfig.InstanceMeta) -> dict:
+    paths = data.paths
+    instance = amiconfig.load_instance_data(getattr(paths, "run_dir", "/run/cloud-init"))
+    v1 = instance.get("v1") if isinstance(instance.get("v1"), dict) else {}
+    return amiconfig.template_variables(instance, {
+        "hostname": meta.local_hostname or v1.get("local_hostname"),
+        "instance_id": meta.instance_id,
+        "provider": getattr(data.datasource, "provider", None),
+    })
+
+
+def _finish(data, state: _Pass) -> None:
+    if not state.parts and not state.scripts:
+        return
+    cernvm_dir = _cernvm_dir(data)
+    if amiconfig.already_done(cernvm_dir):
+        LOG.info("CernVM: amiconfig already ran for this instance (%s); not run again",
+                 os.path.join(cernvm_dir, amiconfig.RECORD_NAME))
+        return
+    settings, warnings = amiconfig.settings_from(_ds_cfg(data))
+    meta = _instance_meta(data)
+    variables = None
+    if any(amiconfig.is_template(text) for _, text in state.parts):
+        variables = _template_variables(data, meta)
+    texts, template_warnings = amiconfig.prepare_parts(state.parts, variables)
+    amiconfig.contextualize(
+        cernvm_dir, texts, state.scripts, settings, meta, os.environ,
+        warnings=warnings + template_warnings,
+    )
+    LOG.info("CernVM: amiconfig record in %s", os.path.join(cernvm_dir, amiconfig.RECORD_NAME))
