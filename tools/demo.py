@@ -102,8 +102,10 @@ def outcome(ctype: str, machine: sandbox.Machine, records: Path) -> str:
         record = records / "amiconfig.json"
         if record.exists():
             done = json.loads(record.read_text())
-            return (f"handed to amiconfig once per instance: {done.get('command')} "
-                    f"exit {done.get('exit_status')}")
+            command = done.get("command")
+            command = " ".join(command) if isinstance(command, list) else command
+            return (f"collected ({done.get('parts')} part(s)) and handed to amiconfig once: "
+                    f"{command}, exit status {done.get('exit_status')}")
         return "not handled (no amiconfig record)"
     if ctype == "text/ucernvm":
         record = records / "ucernvm.json"
