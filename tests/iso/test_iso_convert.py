@@ -99,7 +99,8 @@ def test_convert_error_is_one_line(tmp_path, userdata, capsys, monkeypatch):
 
 
 def test_limit_applies_to_the_converted_data(tmp_path, userdata, capsys):
-    raw = b"#!/bin/sh\n" + b"#" * 32700 + b"\nexit\n"
+    # old syntax: conversion wraps script and section in MIME parts, adding headers
+    raw = b"#!/bin/sh\nexit\n[cernvm]\nusers = " + b"a" * 32700 + b"\n"
     assert len(raw) <= 32768
     (tmp_path / "ud").write_bytes(raw)
     rc = make_iso(
