@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 CACHE  ?= $(HOME)/.cache/cloudinit-cernvm
 export CERNVM_CACHE := $(CACHE)
 
-.PHONY: setup test lint unit demo bench clean
+.PHONY: setup test lint unit demo bench clean fuzz
 
 setup:
 	@tools/bootstrap
@@ -15,6 +15,11 @@ lint: setup
 
 test: setup lint
 	$(PY) -m pytest -n 2 -q tests --ignore=tests/vm
+
+# At least 100,000 hostile inputs through the user-data conversion and checks.
+FUZZ_EXAMPLES ?= 100000
+fuzz: setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -s tests/unit/test_userdata_fuzz.py
 
 demo: setup
 	$(PY) tools/demo.py

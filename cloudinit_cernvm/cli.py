@@ -261,6 +261,8 @@ def _redact(record: Any) -> Any:
             out[key] = value
         elif key in _LIST_RECORD and isinstance(value, list):
             out[key] = [v if isinstance(v, str) else _redact(v) for v in value]
+        elif key in _LIST_RECORD and isinstance(value, (int, float)):
+            out[key] = value
         elif isinstance(value, dict):
             out[key] = {"keys": sorted(str(k) for k in value)}
         elif isinstance(value, list):
