@@ -538,10 +538,12 @@ def parts_of(raw: bytes) -> tuple[str, list[Part]]:
 
 
 def _decode_text(data: bytes) -> str | None:
+    """``data`` as text, without the byte-order mark some editors write; None if not UTF-8."""
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _guess_type(data: bytes) -> str:
