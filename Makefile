@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 CACHE  ?= $(HOME)/.cache/cloudinit-cernvm
 export CERNVM_CACHE := $(CACHE)
 
-.PHONY: setup test lint demo bench rpm vm-test clean
+.PHONY: setup test lint demo bench rpm vm-test fuzz clean
 
 setup:
 	@tools/bootstrap
@@ -21,6 +21,11 @@ test: setup lint
 vm-test:
 	@tools/bootstrap --vm
 	$(PY) -m pytest -q tests/vm
+
+# At least 100,000 hostile inputs through the user-data conversion and checks.
+FUZZ_EXAMPLES ?= 100000
+fuzz: setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -s tests/properties/test_userdata_fuzz.py
 
 demo: setup
 	$(PY) tools/demo.py

@@ -7,7 +7,7 @@ no traceback reaches the user.
 
 Exit status: 0 success; 1 problems found (``validate``), nothing detected
 (``detect``), no seed (``show``) or data that cannot be converted; 2 usage
-errors and unreadable files; 130 interrupted.
+errors and unreadable files; 70 an internal error; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -261,6 +261,8 @@ def _redact(record: Any) -> Any:
             out[key] = value
         elif key in _LIST_RECORD and isinstance(value, list):
             out[key] = [v if isinstance(v, str) else _redact(v) for v in value]
+        elif key in _LIST_RECORD and isinstance(value, (int, float)):
+            out[key] = value
         elif isinstance(value, dict):
             out[key] = {"keys": sorted(str(k) for k in value)}
         elif isinstance(value, list):
@@ -552,6 +554,10 @@ def main(argv: list[str] | None = None) -> int:
         name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         _say(f"error{name}: {exc.strerror or exc}")
         return 2
+    except Exception as exc:  # a bug: still one line, never a traceback
+        detail = userdata.printable(str(exc).split("\n", 1)[0])
+        _say(f"internal error: {type(exc).__name__}: {detail} (please report)")
+        return 70
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ hands it ``normalize(raw)`` instead of the raw data.
 
 What :func:`normalize` returns:
 
-- gzip input is decompressed first (at most :data:`MAX_DECOMPRESSED` bytes;
-  more is refused as a probable gzip bomb);
+- gzip input is decompressed first, layer after layer (at most
+  :data:`MAX_DECOMPRESSED` bytes each; more is refused as a probable gzip
+  bomb);
 - data that is already in one of cloud-init's own formats and holds no
   CernVM section (``#cloud-config``, ``#include``, a ``## template: jinja``,
   a ``#!`` script with no ``exit`` line or nothing after it, empty data,
@@ -92,6 +93,7 @@ SCRIPT_HEADER = "X-CernVM-Script"
 CERNVM_TYPES = frozenset({AMICONFIG, AMICONFIG_USER_DATA, UCERNVM})
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_MAX_GZIP_LAYERS = 4
 _EXIT = re.compile(r"exit(?:[ \t;].*)?$")
 _HEADER = re.compile(r"\[([^\]\s]+)\][ \t]*$")
 _MARKER = re.compile(r"#!(\s*)(\S+?)\.(before|after)(?=\s|$)(.*)$")
@@ -503,7 +505,15 @@ def write_mime(parts: list[Part]) -> bytes:
 
 
 def _gunzipped(raw: bytes) -> bytes:
-    return gunzip(raw) if raw.startswith(_GZIP_MAGIC) else raw
+    """``raw`` without its gzip layers (gzip of gzip too: the result is never gzip)."""
+    data = raw
+    for _ in range(_MAX_GZIP_LAYERS):
+        if not data.startswith(_GZIP_MAGIC):
+            return data
+        data = gunzip(data)
+    if data.startswith(_GZIP_MAGIC):
+        raise UserDataError(f"gzip user-data nested more than {_MAX_GZIP_LAYERS} deep; refused")
+    return data
 
 
 def decode_input(raw: bytes) -> bytes:
@@ -528,10 +538,12 @@ def parts_of(raw: bytes) -> tuple[str, list[Part]]:
 
 
 def _decode_text(data: bytes) -> str | None:
+    """``data`` as text, without the byte-order mark some editors write; None if not UTF-8."""
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _guess_type(data: bytes) -> str:

@@ -423,10 +423,10 @@ def check(raw: bytes) -> list[Problem]:
                 continue
             problems += _check_part(part, _Place(index, part.content_type, 1))
         return problems
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    decoded = userdata._decode_text(data)
+    if decoded is None:
         return [*problems, Problem("user-data", "not UTF-8 text")]
+    text = decoded
     if userdata.is_old_syntax(text):
         for part in userdata.split_old_syntax(text):
             problems += _check_part(part, _Place(None, part.content_type, part.line))

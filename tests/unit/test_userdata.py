@@ -305,3 +305,8 @@ def test_parts_of_names_the_format():
     kind, found = userdata.parts_of(normalize(b"[cernvm]\n"))
     assert kind == "mime"
     assert [p.content_type for p in found] == ["text/amiconfig"]
+
+
+def test_byte_order_mark_of_windows_editors_is_dropped():
+    got = parts(normalize(b"\xef\xbb\xbf[cernvm]\r\nusers = a:b:\r\n"))
+    assert [(t, p) for t, p, _ in got] == [("text/amiconfig", "[cernvm]\nusers = a:b:\n")]

@@ -23,6 +23,8 @@ _chars = st.characters(
     blacklist_categories=("Cs",), blacklist_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 )
 free_line = st.text(_chars, max_size=40)
+#: printable ASCII only: what cloud-init's MIME parsing hands on byte for byte
+ascii_line = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 name = st.from_regex(r"[a-z][a-z0-9_-]{0,11}", fullmatch=True)
 
 
@@ -30,76 +32,64 @@ def _not_special(line: str) -> bool:
     return line not in (ucernvm.BEGIN, ucernvm.END) and line.rstrip() != "#cloud-config"
 
 
-ini_line = st.one_of(
-    st.builds(lambda k, v: f"{k} = {v}", name, free_line),
-    st.builds(lambda k, v: f"{k}={v}", name, free_line),
-    st.just(""),
-    st.builds(lambda c: "# " + c, free_line),
-    free_line,
-).filter(_not_special)
+def documents(line: st.SearchStrategy[str] = free_line) -> st.SearchStrategy:
+    """Old-syntax documents whose free text is drawn from ``line``.
 
-
-@st.composite
-def ini_section(draw) -> tuple[str, list[str]]:
-    header = f"[{draw(name)}]"
-    return "ini", [header, *draw(st.lists(ini_line, max_size=6))]
-
-
-@st.composite
-def ucernvm_block(draw) -> tuple[str, list[str]]:
-    body = draw(
-        st.lists(
-            st.one_of(st.builds(lambda k, v: f"{k}={v}", name, free_line), free_line).filter(
-                lambda s: s != ucernvm.END
-            ),
-            max_size=5,
-        )
-    )
-    return "ucernvm", [ucernvm.BEGIN, *body, ucernvm.END]
-
-
-yaml_line = st.one_of(
-    st.builds(lambda k, v: f"{k}: {v}", name, free_line),
-    st.builds(lambda v: f"  - {v}", free_line),
-    free_line,
-).filter(lambda s: not _HEADER.match(s))
-
-
-@st.composite
-def cloud_config(draw) -> tuple[str, list[str]]:
-    return "cloud-config", ["#cloud-config", *draw(st.lists(yaml_line, max_size=5))]
-
-
-@st.composite
-def script(draw) -> tuple[str, list[str]]:
-    first = draw(
-        st.sampled_from(["#!/bin/sh", "#!/bin/bash", "#!/bin/sh.before", "#!/bin/sh.after"])
-    )
-    body = draw(st.lists(free_line.filter(lambda s: not _EXIT.match(s)), max_size=5))
-    last = draw(st.sampled_from(["exit", "exit 0", "exit $rc"]))
-    return "script", [first, *body, last]
-
-
-@st.composite
-def old_syntax(draw) -> list[tuple[str, list[str]]]:
-    """A document: an optional script, then sections in any order.
-
-    A cloud-config section may only be followed by a section that starts
-    with a header line, which every generated one does.
+    A document is an optional script, then sections in any order; a
+    cloud-config section is only followed by one that starts with a header
+    line (YAML runs to the next header, so a second ``#cloud-config`` line
+    is a comment in the first: such sections are joined).
     """
-    sections = []
-    if draw(st.booleans()):
-        sections.append(draw(script()))
-    for section in draw(
-        st.lists(st.one_of(ini_section(), ucernvm_block(), cloud_config()), min_size=1, max_size=6)
-    ):
-        if section[0] == "cloud-config" and sections and sections[-1][0] == "cloud-config":
-            # YAML runs to the next section header: a second '#cloud-config'
-            # line is a comment in the first
-            sections[-1] = ("cloud-config", sections[-1][1] + section[1])
-        else:
-            sections.append(section)
-    return sections
+    ini_line = st.one_of(
+        st.builds(lambda k, v: f"{k} = {v}", name, line),
+        st.builds(lambda k, v: f"{k}={v}", name, line),
+        st.just(""),
+        st.builds(lambda c: "# " + c, line),
+        line,
+    ).filter(_not_special)
+    ini_section = st.builds(
+        lambda header, body: ("ini", [f"[{header}]", *body]), name, st.lists(ini_line, max_size=6)
+    )
+    block_line = st.one_of(st.builds(lambda k, v: f"{k}={v}", name, line), line).filter(
+        lambda s: s != ucernvm.END
+    )
+    ucernvm_block = st.builds(
+        lambda body: ("ucernvm", [ucernvm.BEGIN, *body, ucernvm.END]),
+        st.lists(block_line, max_size=5),
+    )
+    yaml_line = st.one_of(
+        st.builds(lambda k, v: f"{k}: {v}", name, line),
+        st.builds(lambda v: f"  - {v}", line),
+        line,
+    ).filter(lambda s: not _HEADER.match(s))
+    cloud_config = st.builds(
+        lambda body: ("cloud-config", ["#cloud-config", *body]), st.lists(yaml_line, max_size=5)
+    )
+    script = st.builds(
+        lambda first, body, last: ("script", [first, *body, last]),
+        st.sampled_from(["#!/bin/sh", "#!/bin/bash", "#!/bin/sh.before", "#!/bin/sh.after"]),
+        st.lists(line.filter(lambda s: not _EXIT.match(s)), max_size=5),
+        st.sampled_from(["exit", "exit 0", "exit $rc"]),
+    )
+
+    @st.composite
+    def document(draw) -> list[tuple[str, list[str]]]:
+        sections: list[tuple[str, list[str]]] = []
+        if draw(st.booleans()):
+            sections.append(draw(script))
+        for section in draw(
+            st.lists(st.one_of(ini_section, ucernvm_block, cloud_config), min_size=1, max_size=6)
+        ):
+            if section[0] == "cloud-config" and sections and sections[-1][0] == "cloud-config":
+                sections[-1] = ("cloud-config", sections[-1][1] + section[1])
+            else:
+                sections.append(section)
+        return sections
+
+    return document()
+
+
+old_syntax = documents
 
 
 def render(

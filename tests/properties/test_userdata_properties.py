@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import email
 import re
-import sys
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from strategies import old_syntax, render
-
 from cloudinit_cernvm import userdata
+from tests.properties.strategies import old_syntax, render
 
 TYPES = {
     "ini": "text/amiconfig",

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from strategies import hostile
-
 from cloudinit_cernvm import userdata, validate
 from cloudinit_cernvm.userdata import UserDataError
+from tests.properties.strategies import hostile
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 _BOUNDARY = re.compile(rb'\Aboundary="([^"]+)"|\AContent-Type: multipart/mixed; boundary="([^"]+)"')
