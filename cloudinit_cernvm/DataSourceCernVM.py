@@ -19,7 +19,7 @@ import os
 
 from cloudinit import sources
 
-from cloudinit_cernvm import providers
+from cloudinit_cernvm import providers, userdata
 from cloudinit_cernvm import seed as seedlib
 
 LOG = logging.getLogger(__name__)
@@ -130,10 +130,6 @@ class DataSourceCernVMNet(DataSourceCernVM):
 
 def _normalize(raw: bytes) -> bytes:
     """Old-syntax user-data to MIME; on a documented error, the raw data as is."""
-    try:
-        from cloudinit_cernvm import userdata
-    except ImportError:
-        return raw
     try:
         return userdata.normalize(raw)
     except userdata.UserDataError as err:

@@ -18,7 +18,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from cloudinit_cernvm import providers
+from cloudinit_cernvm import providers, ucernvm
 
 DEFAULT_SEED_DIR = "/mnt/.rw/context"
 
@@ -70,12 +70,7 @@ class Seed:
     @property
     def ucontext(self) -> dict[str, str]:
         """The ``_UCONTEXT_KEY=value`` settings µCernVM saved, as a dict."""
-        settings: dict[str, str] = {}
-        for line in self.ucontext_text.splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key.startswith("_UCONTEXT_"):
-                settings[key] = value
-        return settings
+        return ucernvm.parse_ucontext(self.ucontext_text)
 
     def digest(self) -> str:
         """A digest of what identifies the context: provider, user-data, meta-data.
