@@ -228,3 +228,35 @@ def test_instance_data_keeps_ucontext_private(machine):
     assert "c2VjcmV0" in private.read_text()
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert json.loads(public)["v1"]["platform"] == "cernvm"
+
+
+def test_old_syntax_seed_reaches_every_consumer(machine_factory):
+    """A µCernVM-era context: every section lands with its own consumer."""
+    fake = sandbox.REPO / "tests" / "fakes" / "amiconfig"
+    machine = machine_factory(extra_config={"datasource": {"CernVM": {
+        "amiconfig_command": str(fake),
+        "amiconfig_done_file": "/var/log/amiconfig-user.done"}}})
+    (machine.dir / "var-log" / "fake-amiconfig").mkdir()
+    old_syntax = (
+        "#!/bin/sh.after\necho script >> /var/log/script-ran\nexit\n"
+        "[ucernvm-begin]\ncvmfs_branch=cernvm-prod.cern.ch\nresize_rootfs=off\n[ucernvm-end]\n"
+        "[amiconfig]\nplugins = cernvm\n[cernvm]\norganisations = cms\n"
+        "#cloud-config\n" + CLOUD_CONFIG.split("\n", 1)[1]
+    )
+    machine.write_seed("OpenNebula", old_syntax,
+                       ucontext="_UCONTEXT_CVMFS_BRANCH=cernvm-prod.cern.ch\n"
+                                "_UCONTEXT_RESIZE_ROOTFS=0\n")
+    assert_clean_boot(machine, machine.boot())
+    assert "Unhandled" not in machine.log
+    # the script (its marker turned into a real interpreter) ran after amiconfig
+    assert (machine.dir / "var-log" / "script-ran").read_text() == "script\n"
+    # amiconfig got the ini sections, and only them
+    payload = (machine.instance_dir / "cernvm" / "amiconfig-user-data").read_text()
+    assert payload == "[amiconfig]\nplugins = cernvm\n[cernvm]\norganisations = cms\n"
+    # the µCernVM block was recorded and agrees with what microboot saved
+    record = json.loads((machine.instance_dir / "cernvm" / "ucernvm.json").read_text())
+    assert record["settings"] == {"_UCONTEXT_CVMFS_BRANCH": "cernvm-prod.cern.ch",
+                                  "_UCONTEXT_RESIZE_ROOTFS": "0"}
+    assert record["differences"] == []
+    # the cloud-config ran
+    assert runcmd_count(machine) == 1
