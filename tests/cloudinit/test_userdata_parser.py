@@ -116,6 +116,9 @@ EDGE_CASES = [
         + b"--b\nContent-Type: text/cloud-config\nMerge-Type: list(append)\n\n#cloud-config\na: 1\n"
         + b"--b--\n"
     ),
+    # non-ASCII text: written quoted-printable, it must arrive byte for byte
+    "#!/bin/sh\necho Grüße € ✓\nexit\n[cernvm]\nusers = jürgen:cms:\n"
+    "[ucernvm-begin]\ncvmfs_server=crépuscule.example.org\n[ucernvm-end]\n".encode(),
 ]
 
 
