@@ -159,13 +159,16 @@ class _Evidence:
         if blkid is None:
             return
         try:
-            out = subprocess.run([blkid, "-o", "export"], capture_output=True, text=True,
-                                 timeout=10, check=False).stdout
+            # no cache (-c /dev/null): the cache also lists image files that
+            # blkid was once asked about, and disks long gone
+            out = subprocess.run([blkid, "-c", "/dev/null", "-o", "export"],
+                                 capture_output=True, text=True, timeout=10,
+                                 check=False).stdout
         except (OSError, subprocess.TimeoutExpired):
             return
         for block in out.split("\n\n"):
             tags = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-            if tags.get("TYPE") in MEDIA_TYPES and "DEVNAME" in tags:
+            if tags.get("TYPE") in MEDIA_TYPES and tags.get("DEVNAME", "").startswith("/dev/"):
                 yield tags.get("LABEL", ""), tags["DEVNAME"], tags["TYPE"]
 
     def mount(self, device: str, fstype: str) -> str | None:

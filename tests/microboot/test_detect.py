@@ -141,3 +141,29 @@ def test_env_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CERNVM_SYSROOT", str(root))
     monkeypatch.setenv("CERNVM_MEDIA_DIR", str(media))
     assert detect() == Detection("OpenNebula", 'a disk labelled "CONTEXT"')
+
+
+def test_real_disks_come_from_blkid_without_its_cache(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Image files blkid once probed (its cache lists them) are no disks."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    listing = tmp_path / "listing"
+    fake = bin_dir / "blkid"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\ncat {listing}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.delenv("CERNVM_MEDIA_DIR", raising=False)
+    root = tmp_path / "root"
+    (root / "proc").mkdir(parents=True)
+    (root / "proc/cmdline").write_text("quiet\n")
+
+    listing.write_text("DEVNAME=/tmp/old/fat.img\nLABEL=CONTEXT\nTYPE=vfat\n")
+    assert detect(sysroot=str(root)) is None
+    assert "-c /dev/null" in calls.read_text()
+
+    listing.write_text("DEVNAME=/tmp/old/fat.img\nLABEL=CONTEXT\nTYPE=vfat\n\n"
+                       "DEVNAME=/dev/sr0\nLABEL=CONTEXT\nTYPE=iso9660\n")
+    found = detect(sysroot=str(root))
+    assert found is not None and found.provider == "OpenNebula"

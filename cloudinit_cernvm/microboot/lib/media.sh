@@ -19,7 +19,7 @@ media_list() {
         done
         set -f
     elif command -v blkid >/dev/null 2>&1; then
-        blkid 2>/dev/null | awk '{
+        blkid 2>/dev/null | awk '/^\/dev\// {
             dev = $0; sub(/:.*/, "", dev); lab = ""; typ = ""
             if (match($0, / LABEL="[^"]*"/)) lab = substr($0, RSTART + 8, RLENGTH - 9)
             if (match($0, / TYPE="[^"]*"/)) typ = substr($0, RSTART + 7, RLENGTH - 8)
