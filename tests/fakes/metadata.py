@@ -121,6 +121,20 @@ class _Routes:
         }
         if self.gce_encoding:
             items[f"{base}/attributes/user-data-encoding"] = (200, self.gce_encoding.encode())
+        url = urlsplit(path)
+        if "recursive=true" in url.query.lower():
+            # A directory read whole, as JSON (what GCE gives for ?recursive=true).
+            attrs = {k.rsplit("/", 1)[1]: v[1].decode("utf-8", "replace")
+                     for k, v in items.items() if "/attributes/" in k and v[0] == 200}
+            docs = {
+                f"{base}/attributes": attrs,
+                f"{base}": {"attributes": attrs, "hostname": i.hostname,
+                            "id": 4520031799277581759,
+                            "zone": f"projects/123456/zones/{i.zone}"},
+                "/computeMetadata/v1/project/attributes": {},
+            }
+            doc = docs.get(url.path.rstrip("/"))
+            return NOT_FOUND if doc is None else (200, json.dumps(doc, sort_keys=True).encode())
         return items.get(path, NOT_FOUND)
 
     def _azure(self, method: str, path: str, headers: dict[str, str]) -> Reply:
