@@ -26,6 +26,7 @@ import json
 import re
 import signal
 import socket
+import socketserver
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -217,6 +218,17 @@ class _Routes:
         return self._lookup(items, path)
 
 
+class _Server(ThreadingHTTPServer):
+    """An HTTP server that never asks DNS for its own name (http.server does,
+    and in a namespace whose DNS never answers that takes seconds)."""
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+
 class MetadataService:
     """A fake metadata service on 127.0.0.1, run in a thread.
 
@@ -241,7 +253,7 @@ class MetadataService:
         self._host = host
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._sock: socket.socket | None = None
         self.url = ""
 
@@ -254,7 +266,7 @@ class MetadataService:
             port = self._sock.getsockname()[1]
             self._spawn(self._hold)
         else:
-            self._server = ThreadingHTTPServer((self._host, self._port), self._handler())
+            self._server = _Server((self._host, self._port), self._handler())
             self._server.daemon_threads = True
             port = self._server.server_address[1]
             self._spawn(lambda: self._server.serve_forever(poll_interval=0.1))

@@ -337,7 +337,7 @@ class Machine:
             # The machine's own network (addresses, routes, services started
             # in the background), inside its network namespace only: nothing
             # of it reaches the host. Background jobs end with the session.
-            lines.append('trap \'kill $(jobs -p) 2>/dev/null; wait\' EXIT')
+            lines.append("trap 'kill $(jobs -p) 2>/dev/null || true; wait || true' EXIT")
             lines += self.network_setup
         python = python_for(self.release)
         job = {"env": env, "argv0": [str(python), cloud_init], "commands": commands}
