@@ -33,6 +33,7 @@ demo: setup
 bench: setup
 	$(PY) bench/microboot.py
 	$(PY) bench/bench.py
+	$(PY) bench/boot.py
 
 # The RPM and source RPM into dist/ (RPM_RELEASE=N sets the Release number).
 rpm: setup

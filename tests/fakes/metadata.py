@@ -23,7 +23,10 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
+import signal
 import socket
+import socketserver
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -57,6 +60,12 @@ class Instance:
     region: str = "eu-west-1"
 
 
+#: the dated versions each service keeps besides ``latest`` (what cloud-init's
+#: own readers ask for first); the same data as ``latest`` here
+VERSIONS: dict[str, tuple[str, ...]] = {
+    "EC2": ("2009-04-04", "2016-09-02", "2018-09-24", "2021-03-23"),
+    "OpenStack": ("2012-08-10",), "CloudStack": ()}
+
 Reply = tuple[int, bytes]
 NOT_FOUND: Reply = (404, b"Not Found")
 
@@ -75,7 +84,36 @@ class _Routes:
     def answer(self, method: str, path: str, headers: dict[str, str]) -> Reply:
         handler: Callable[[str, str, dict[str, str]], Reply] = getattr(
             self, "_" + self.provider.lower())
+        if self.provider in ("EC2", "OpenStack", "CloudStack"):
+            path = self._versioned(path)
+            if path is None:
+                return NOT_FOUND
         return handler(method, path, headers)
+
+    def _versioned(self, path: str) -> str | None:
+        """A dated version's path as its ``latest`` one (the same data here)."""
+        m = re.match(r"^(/openstack)?/(\d{4}-\d{2}-\d{2})(/.*)?$", path)
+        if m is None:
+            return path
+        if m.group(2) not in VERSIONS[self.provider]:
+            return None
+        return f"{m.group(1) or ''}/latest{m.group(3) or ''}"
+
+    @staticmethod
+    def _lookup(items: dict[str, Reply], path: str) -> Reply:
+        """An item, or a directory's listing (children a line, "/" after a directory)."""
+        if path in items:
+            return items[path]
+        if not path.endswith("/"):
+            path += "/"  # a directory's name lists it too
+        children: list[str] = []
+        for key in items:
+            if key.startswith(path) and items[key][0] == 200:
+                rest = key[len(path):]
+                child = rest.split("/", 1)[0] + ("/" if "/" in rest else "")
+                if child not in children:
+                    children.append(child)
+        return (200, "\n".join(children).encode()) if children else NOT_FOUND
 
     def _ud(self) -> Reply:
         return NOT_FOUND if self.user_data is None else (200, self.user_data)
@@ -104,7 +142,7 @@ class _Routes:
         }
         for n, key in enumerate(i.keys):
             items[f"/latest/meta-data/public-keys/{n}/openssh-key"] = (200, key.encode() + b"\n")
-        return items.get(path, NOT_FOUND)
+        return self._lookup(items, path)
 
     def _gce(self, method: str, path: str, headers: dict[str, str]) -> Reply:
         if headers.get("metadata-flavor") != "Google":
@@ -121,6 +159,20 @@ class _Routes:
         }
         if self.gce_encoding:
             items[f"{base}/attributes/user-data-encoding"] = (200, self.gce_encoding.encode())
+        url = urlsplit(path)
+        if "recursive=true" in url.query.lower():
+            # A directory read whole, as JSON (what GCE gives for ?recursive=true).
+            attrs = {k.rsplit("/", 1)[1]: v[1].decode("utf-8", "replace")
+                     for k, v in items.items() if "/attributes/" in k and v[0] == 200}
+            docs = {
+                f"{base}/attributes": attrs,
+                f"{base}": {"attributes": attrs, "hostname": i.hostname,
+                            "id": 4520031799277581759,
+                            "zone": f"projects/123456/zones/{i.zone}"},
+                "/computeMetadata/v1/project/attributes": {},
+            }
+            doc = docs.get(url.path.rstrip("/"))
+            return NOT_FOUND if doc is None else (200, json.dumps(doc, sort_keys=True).encode())
         return items.get(path, NOT_FOUND)
 
     def _azure(self, method: str, path: str, headers: dict[str, str]) -> Reply:
@@ -150,7 +202,9 @@ class _Routes:
             "/openstack/latest/user_data": self._ud(),
             "/openstack/latest/meta_data.json": (200, json.dumps(meta).encode()),
         }
-        return items.get(path, NOT_FOUND)
+        if path.rstrip("/") == "/openstack":
+            return 200, "\n".join([*VERSIONS["OpenStack"], "latest"]).encode()
+        return self._lookup(items, path)
 
     def _cloudstack(self, method: str, path: str, headers: dict[str, str]) -> Reply:
         i = self.inst
@@ -161,7 +215,18 @@ class _Routes:
             "/latest/meta-data/public-keys": (200, "\n".join(i.keys).encode()),
             "/latest/meta-data/availability-zone": (200, b"zone1"),
         }
-        return items.get(path, NOT_FOUND)
+        return self._lookup(items, path)
+
+
+class _Server(ThreadingHTTPServer):
+    """An HTTP server that never asks DNS for its own name (http.server does,
+    and in a namespace whose DNS never answers that takes seconds)."""
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
 
 
 class MetadataService:
@@ -173,7 +238,7 @@ class MetadataService:
     """
 
     def __init__(self, provider: str, user_data: bytes | None = None, *,
-                 instance: Instance | None = None, port: int = 0,
+                 instance: Instance | None = None, port: int = 0, host: str = "127.0.0.1",
                  lifetime: float = 120.0, imds_v1_only: bool = False,
                  gce_encoding: str | None = None) -> None:
         if provider not in PROVIDERS:
@@ -185,9 +250,10 @@ class MetadataService:
         self._routes = _Routes(provider, user_data, instance or Instance(),
                                imds_v1_only, gce_encoding)
         self._port = port
+        self._host = host
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._sock: socket.socket | None = None
         self.url = ""
 
@@ -195,16 +261,16 @@ class MetadataService:
     def start(self) -> MetadataService:
         """Listen and serve in the background; returns self."""
         if self.provider == "silent":
-            self._sock = socket.create_server(("127.0.0.1", self._port))
+            self._sock = socket.create_server((self._host, self._port))
             self._sock.settimeout(0.2)
             port = self._sock.getsockname()[1]
             self._spawn(self._hold)
         else:
-            self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler())
+            self._server = _Server((self._host, self._port), self._handler())
             self._server.daemon_threads = True
             port = self._server.server_address[1]
             self._spawn(lambda: self._server.serve_forever(poll_interval=0.1))
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{self._host}:{port}"
         self._spawn(self._expire)
         return self
 
@@ -292,17 +358,22 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--provider", required=True, choices=PROVIDERS)
     ap.add_argument("--user-data", type=Path, help="file served as the user-data (absent: 404)")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
+    ap.add_argument("--port", type=int, default=0, help="port (0: any free one)")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1; another one only inside "
+                         "a private network namespace)")
     ap.add_argument("--lifetime", type=float, default=600.0, help="seconds before it stops itself")
     ap.add_argument("--imds-v1-only", action="store_true", help="EC2: refuse the token PUT (405)")
     ap.add_argument("--gce-encoding", help="GCE: the user-data-encoding attribute (e.g. base64)")
     args = ap.parse_args(argv)
     data = args.user_data.read_bytes() if args.user_data else None
-    svc = MetadataService(args.provider, data, port=args.port, lifetime=args.lifetime,
+    svc = MetadataService(args.provider, data, port=args.port, host=args.host,
+                          lifetime=args.lifetime,
                           imds_v1_only=args.imds_v1_only, gce_encoding=args.gce_encoding)
     with svc:
         print(f"serving {args.provider} on {svc.url} for {args.lifetime:g} s", flush=True)
         seen = 0
+        signal.signal(signal.SIGTERM, lambda *_: svc._stop.set())
         try:
             while not svc._stop.wait(0.2):
                 for r in svc.requests[seen:]:
@@ -310,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
                 seen = len(svc.requests)
         except KeyboardInterrupt:
             pass
+        for r in svc.requests[seen:]:
+            print(f"{r.method} {r.path} {r.status}", flush=True)
     print(f"stopped after {len(svc.requests)} requests", file=sys.stderr)
     return 0
 

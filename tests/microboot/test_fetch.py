@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.fakes.metadata import TOKEN, Instance, MetadataService
 
-from .conftest import Machine, seed_files
+from .conftest import Machine, run_fetch, seed_files
 
 SAMPLES = Path("/work/shared/samples")
 UD = b"#!/bin/sh\necho hi\nexit\n[ucernvm-begin]\nresize_rootfs=Off\ncvmfs_branch=prod\n" \
@@ -146,6 +146,18 @@ def test_gce_base64_encoding(fetch) -> None:
     }
     assert all(r.headers.get("metadata-flavor") == "Google" for r in svc.requests)
     assert svc.count("GET", "/computeMetadata/v1/instance/attributes/user-data") == 1
+    assert len(svc.requests) == 2  # the user-data, and the instance directory in one
+
+
+def test_gce_without_encoding_or_keys(fetch) -> None:
+    gce = Machine(dmi={"product_name": "Google Compute Engine"})
+    with MetadataService("GCE", UD, instance=Instance(keys=[])) as svc:
+        run = fetch(gce, svc.url)
+    assert run.rc == 0, run.stderr
+    files = seed_files(run.seed)
+    assert files["user-data"] == UD
+    assert json.loads(files["meta-data"])["instance-id"] == "4520031799277581759"
+    assert "public-keys" not in json.loads(files["meta-data"])
 
 
 def test_azure_imds(fetch) -> None:
@@ -213,6 +225,18 @@ def test_config_drive(fetch) -> None:
                              "availability-zone": "z"})}
 
 
+def test_read_only_medium_still_gives_a_private_seed(bbpath: Path, tmp_path: Path) -> None:
+    """Files on an ISO are 0444: the seed's copies are 0600 all the same."""
+    m = Machine(media={"config-2": {"openstack/latest/user_data": UD,
+                                    "openstack/latest/meta_data.json": b'{"uuid": "u-1"}'}})
+    _root, media = m.build(tmp_path)
+    for path in media.rglob("*"):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    run = run_fetch(bbpath, tmp_path, m)
+    assert run.rc == 0, run.stderr
+    assert seed_files(run.seed)["user-data"] == UD  # seed_files asserts 0700 and 0600
+
+
 def test_cloudstack_config_drive(fetch) -> None:
     m = Machine(media={"config-2": {
         "cloudstack/userdata/user_data.txt": UD,
@@ -238,9 +262,9 @@ def test_cloudstack_router(fetch) -> None:
     assert seed_files(run.seed) == {
         "source": b"CloudStack\n", "user-data": UD, "ucontext": UCONTEXT,
         "meta-data": meta(**{"instance-id": "2f5e6b3c-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
-                             "local-hostname": "vm1", "public-keys": [KEY],
-                             "availability-zone": "zone1"})}
+                             "public-keys": [KEY]})}
     assert svc.count("GET", "/latest/user-data") == 1
+    assert len(svc.requests) <= 3
 
 
 # --- OpenNebula / HEPiX, vSphere ------------------------------------------------------
@@ -265,12 +289,13 @@ def test_opennebula_user_data_base64_and_quoting(fetch) -> None:
         "USERDATA_ENCODING=\"base64\"\n"
         f"SSH_PUBLIC_KEY='{KEY}\nssh-rsa BBB two'\n"
         'SET_HOSTNAME="one\\"vm\\\\x"\n'
+        "VMID='4711'\n"
     ).encode()
     run = fetch(Machine(media={"CONTEXT": {"context.sh": ctx}}))
     assert run.rc == 0, run.stderr
     files = seed_files(run.seed)
     assert files["user-data"] == UD and files["ucontext"] == UCONTEXT
-    assert files["meta-data"] == meta(**{"local-hostname": 'one"vm\\x',
+    assert files["meta-data"] == meta(**{"instance-id": "4711", "local-hostname": 'one"vm\\x',
                                          "public-keys": [KEY, "ssh-rsa BBB two"]})
 
 

@@ -214,6 +214,9 @@ seed_write() {
     _src=$*
     set --
     for _f in $_src; do set -- "$@" "$_new/${_f##*/}"; done
+    # cp keeps a source's mode under the umask: a file from a read-only
+    # medium (0444) would be 0400.
+    chmod 600 "$@" || { log "cannot set the seed's modes"; rm -rf "$_new"; return 1; }
     # shellcheck disable=SC2086 # file names, one word each
     rm -f $_stale
     mv -f "$@" "$_seed/" && rmdir "$_new" && return 0

@@ -52,6 +52,67 @@ json_strs() {
     }' "$_jf"
 }
 
+# json_files FILE DIR: each scalar of the JSON object in FILE at depth 1 as
+# DIR/KEY, at depth 2 as DIR/PARENT.KEY, holding the value: strings with
+# their escapes undone (\n a line end, \uXXXX as UTF-8), numbers and
+# literals as written. Keys holding "/" or starting with "." are skipped.
+json_files() {
+    mkdir -p "$2"
+    awk -v dir="$2" '
+        function utf8(c) {
+            if (c < 128) return sprintf("%c", c)
+            if (c < 2048) return sprintf("%c%c", 192 + int(c / 64), 128 + c % 64)
+            return sprintf("%c%c%c", 224 + int(c / 4096), 128 + int(c / 64) % 64, 128 + c % 64)
+        }
+        function hex(h,   i, v) {
+            v = 0
+            for (i = 1; i <= 4; i++) v = v * 16 + index("0123456789abcdef", tolower(substr(h, i, 1))) - 1
+            return v
+        }
+        function emit(v,   f) {
+            if (depth < 1 || depth > 2 || key == "" || key ~ /\// || key ~ /^\./) return
+            f = dir "/" (depth == 2 ? parent "." : "") key
+            printf "%s", v > f; close(f)
+        }
+        { s = s $0 "\n" }
+        END {
+            n = length(s); i = 1; depth = 0; expect_key = 0; key = ""; parent = ""
+            while (i <= n) {
+                c = substr(s, i, 1)
+                if (c == "{") { depth++; if (depth == 2) parent = key; expect_key = 1; key = ""; i++; continue }
+                if (c == "[") { depth++; expect_key = 0; i++; continue }
+                if (c == "}" || c == "]") { depth--; i++; continue }
+                if (c == ",") { expect_key = (depth >= 1); i++; continue }
+                if (c == ":") { expect_key = 0; i++; continue }
+                if (c == "\"") {
+                    out = ""; i++
+                    while (i <= n && (c = substr(s, i, 1)) != "\"") {
+                        if (c == "\\") {
+                            d = substr(s, i + 1, 1); i += 2
+                            if (d == "n") out = out "\n"
+                            else if (d == "t") out = out "\t"
+                            else if (d == "r") out = out "\r"
+                            else if (d == "b" || d == "f") out = out
+                            else if (d == "u") { out = out utf8(hex(substr(s, i, 4))); i += 4 }
+                            else out = out d
+                            continue
+                        }
+                        out = out c; i++
+                    }
+                    i++
+                    if (expect_key) { key = out; expect_key = 0 } else emit(out)
+                    continue
+                }
+                if (c ~ /[-0-9tfn]/) {
+                    j = i
+                    while (j <= n && substr(s, j, 1) ~ /[-+0-9.eEtrufalsn]/) j++
+                    emit(substr(s, i, j - i)); i = j; continue
+                }
+                i++
+            }
+        }' "$1"
+}
+
 # json_obj_values KEY FILE: the string values of the object "KEY", a line each.
 json_obj_values() {
     tr '\n' ' ' <"$2" | awk -v key="$1" '{

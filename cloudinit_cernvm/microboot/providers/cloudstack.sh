@@ -19,11 +19,11 @@ provider_fetch() {
         read -r _router <"$SYSROOT/var/lib/dhcp-server" 2>/dev/null
         [ -n "$_router" ] || { log "CloudStack: no config drive and no DHCP server known"; return 1; }
         _b="http://$_router/latest"
+        # Three requests: the router has one file per item and no document;
+        # the host name comes from DHCP on CloudStack anyway.
         get '' user-data "$_b/user-data" \
             instance-id "$_b/meta-data/instance-id" \
-            local-hostname "$_b/meta-data/local-hostname" \
-            public-keys "$_b/meta-data/public-keys" \
-            availability-zone "$_b/meta-data/availability-zone"
+            public-keys "$_b/meta-data/public-keys"
         got user-data || return 1
     fi
     for _item in instance-id local-hostname; do

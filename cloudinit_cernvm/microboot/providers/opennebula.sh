@@ -2,7 +2,8 @@
 # OpenNebula and the HEPiX context CD: context.sh, read as data (sh quoting
 # undone by a parser; it is never sourced or run). User-data from USER_DATA
 # or USERDATA (USERDATA_ENCODING base64), else CernVM's EC2_USER_DATA
-# (base64); keys from SSH_PUBLIC_KEY and ROOT_PUBKEY (a file on the CD).
+# (base64); instance-id from VMID; keys from SSH_PUBLIC_KEY and ROOT_PUBKEY
+# (a file on the CD).
 
 # context_vars FILE DIR: each NAME=value assignment of FILE as DIR/NAME
 # holding the value (single and double quotes, backslashes, "export"
@@ -83,6 +84,8 @@ provider_fetch() {
     else
         : >"$WORK/user-data"
     fi
+    # OpenNebula's own id of the VM: a new one for every instance.
+    [ -s "$_c/VMID" ] && md instance-id "$(cat "$_c/VMID")"
     for _v in SET_HOSTNAME HOSTNAME; do
         [ -s "$_c/$_v" ] && { md local-hostname "$(cat "$_c/$_v")"; break; }
     done

@@ -1,0 +1,157 @@
+"""The simulated clouds of the whole-boot tests and of ``bench/boot.py``.
+
+One :class:`Cloud` per provider case: the DMI strings the machine shows,
+the fake metadata service (``tests/fakes/metadata.py``) and where the guest
+addresses it, or the context image (``context_media``) on the CD-ROM, and
+what the seed must then hold. The same user-data goes everywhere: MIME
+multipart with a cloud-config part (a ``runcmd`` marker), a µCernVM block
+and amiconfig sections, so that every consumer has its part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloudinit_cernvm import context_media
+from tests.fakes.metadata import MetadataService
+
+from . import clouds, qemu
+
+#: What runcmd writes inside the machine: proof the user-data was consumed.
+RUNCMD_MARKER = "/var/log/cernvm-vmtest-runcmd"
+
+USER_DATA = (
+    b'Content-Type: multipart/mixed; boundary="==vmtest=="\n'
+    b"MIME-Version: 1.0\n"
+    b"\n"
+    b"--==vmtest==\n"
+    b'Content-Type: text/cloud-config; charset="us-ascii"\n'
+    b"\n"
+    b"#cloud-config\n"
+    b"runcmd:\n"
+    b" - [sh, -c, 'echo consumed >> " + RUNCMD_MARKER.encode() + b"']\n"
+    b"\n"
+    b"--==vmtest==\n"
+    b'Content-Type: text/ucernvm; charset="us-ascii"\n'
+    b"\n"
+    b"[ucernvm-begin]\n"
+    b"resize_rootfs=off\n"
+    b"cvmfs_http_proxy=http://squid.example.org:3128\n"
+    b"[ucernvm-end]\n"
+    b"\n"
+    b"--==vmtest==\n"
+    b'Content-Type: text/amiconfig; charset="us-ascii"\n'
+    b"\n"
+    b"[amiconfig]\n"
+    b"plugins = cernvm\n"
+    b"[cernvm]\n"
+    b"organisations = ATLAS\n"
+    b"\n"
+    b"--==vmtest==--\n"
+)
+UCONTEXT = (b"_UCONTEXT_RESIZE_ROOTFS=0\n"
+            b"_UCONTEXT_CVMFS_HTTP_PROXY=http://squid.example.org:3128\n")
+#: amiconfig sections the user-data carries (for the amiconfig check)
+AMICONFIG_SECTIONS = ("amiconfig", "cernvm")
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIVmTestKey vmtest@example"
+MEDIA_ID = "7c1d1e0a-9b6e-4c3f-8a57-0d3c2b1a0f9e"
+MEDIA_HOST = "cvm-media"
+
+
+@dataclass
+class Cloud:
+    """One simulated cloud, as the guest and stock cloud-init see it."""
+
+    #: the case name (``source`` marker unless ``source`` says otherwise)
+    name: str
+    #: the seed's ``source`` line; None: no seed expected
+    source: str | None
+    #: ``v1.cloud_name`` under the CernVM datasource
+    cloud_name: str | None
+    #: ``v1.instance_id`` expected
+    instance_id: str | None
+    #: DMI strings
+    dmi: dict[str, str] = field(default_factory=dict)
+    #: fake metadata service (``MetadataService`` provider) and guest address
+    service: str | None = None
+    service_ip: str | None = None
+    #: context_media format of the CD-ROM
+    media: str | None = None
+    #: extra kernel command line for the guest
+    cmdline: str = ""
+    #: the most metadata requests allowed to the microboot stage
+    max_requests: int = 3
+    #: stock cloud-init's datasource for this cloud (None: the list alone)
+    stock_ds: str | None = None
+    #: meta-data keys the seed must have, with values
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+CLOUDS: dict[str, Cloud] = {c.name: c for c in (
+    Cloud("EC2", "EC2", "aws", "i-0123456789abcdef0", dmi=clouds.DMI["EC2"],
+          service="EC2", service_ip=qemu.METADATA_IP, max_requests=6, stock_ds="Ec2",
+          meta={"instance-id": "i-0123456789abcdef0", "local-hostname": "vm1.example.org",
+                "availability-zone": "eu-west-1a", "region": "eu-west-1"}),
+    Cloud("GCE", "GCE", "gce", "4520031799277581759", dmi=clouds.DMI["GCE"],
+          service="GCE", service_ip=qemu.METADATA_IP, stock_ds="GCE",
+          meta={"instance-id": "4520031799277581759"}),
+    Cloud("OpenStack", "OpenStack", "openstack", "d8e02d56-2648-49a3-bf97-6be8f1204f38",
+          dmi=clouds.DMI["OpenStack"], service="OpenStack", service_ip=qemu.METADATA_IP,
+          stock_ds="OpenStack",
+          meta={"instance-id": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
+                "local-hostname": "vm1.example.org"}),
+    Cloud("ConfigDrive", "ConfigDrive", "openstack", MEDIA_ID, media="configdrive",
+          stock_ds="ConfigDrive",
+          meta={"instance-id": MEDIA_ID, "local-hostname": MEDIA_HOST,
+                "public-keys": [SSH_KEY]}),
+    Cloud("CloudStack", "CloudStack", "cloudstack", "2f5e6b3c-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
+          dmi=clouds.DMI["CloudStack"], service="CloudStack", service_ip=qemu.ROUTER_IP,
+          cmdline=qemu.router_cmdline(), stock_ds="CloudStack",
+          meta={"instance-id": "2f5e6b3c-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
+                "public-keys": ["ssh-ed25519 AAAAC3Nza test@example"]}),
+    Cloud("OpenNebula", "OpenNebula", "opennebula", MEDIA_ID, media="opennebula",
+          stock_ds="OpenNebula", meta={"instance-id": MEDIA_ID, "local-hostname": MEDIA_HOST,
+                                       "public-keys": [SSH_KEY]}),
+    Cloud("HEPiX", "OpenNebula", "opennebula", MEDIA_ID, media="hepix",
+          stock_ds="OpenNebula", meta={"instance-id": MEDIA_ID, "local-hostname": MEDIA_HOST,
+                                       "public-keys": [SSH_KEY]}),
+    Cloud("none", None, None, None),
+)}
+
+
+def context_image(cloud: Cloud, out: Path, user_data: bytes = USER_DATA) -> Path | None:
+    """The cloud's context image, written by this project's make-iso code."""
+    if cloud.media is None:
+        return None
+    ctx = context_media.Context(instance_id=MEDIA_ID, user_data=user_data,
+                                ssh_keys=[SSH_KEY], hostname=MEDIA_HOST)
+    tree = context_media.build_tree(cloud.media, ctx)
+    context_media.write_image(tree, context_media.LABELS[cloud.media], str(out), force=True)
+    return out
+
+
+def context_tree(cloud: Cloud, user_data: bytes = USER_DATA) -> dict[str, bytes]:
+    """The files of the cloud's context image (for readers that get a directory)."""
+    assert cloud.media is not None
+    ctx = context_media.Context(instance_id=MEDIA_ID, user_data=user_data,
+                                ssh_keys=[SSH_KEY], hostname=MEDIA_HOST)
+    return dict(context_media.build_tree(cloud.media, ctx))
+
+
+@contextlib.contextmanager
+def service(cloud: Cloud, user_data: bytes = USER_DATA,
+            lifetime: float = 300.0) -> Iterator[MetadataService | None]:
+    """The cloud's fake metadata service on loopback (None for media clouds)."""
+    if cloud.service is None:
+        yield None
+        return
+    with MetadataService(cloud.service, user_data, lifetime=lifetime) as svc:
+        yield svc
+
+
+def port_of(svc: MetadataService) -> int:
+    """The loopback port of a running fake."""
+    return int(svc.url.rsplit(":", 1)[1])

@@ -1,0 +1,178 @@
+"""Whole boots per provider: the VM as each cloud shows it, then real cloud-init.
+
+Each cloud is booted once (module cache): Debian's cloud kernel with the
+microboot stage, the cloud's DMI strings, its fake metadata service at the
+address the guest expects, or its context image (written by this project's
+make-iso code) on the CD-ROM. From the scratch disk the tests read the seed
+and check it byte for byte; then real cloud-init (the newest release, and the
+oldest for EC2) boots on that seed with the CernVM datasource and must report
+the provider and consume the user-data.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.cloudinit.helpers import assert_clean_boot
+from tests.harness import sandbox
+
+from . import conftest, image, providers, qemu
+from .providers import CLOUDS, RUNCMD_MARKER, UCONTEXT, USER_DATA, Cloud
+
+REPO = Path(__file__).resolve().parents[2]
+#: the amiconfig stand-in (tests/fakes/amiconfig); its checks run once it exists
+AMICONFIG_STAND_IN = REPO / "tests" / "fakes" / "amiconfig"
+
+
+class Booted:
+    """One boot of one cloud, with the requests its fake service saw."""
+
+    def __init__(self, res: qemu.BootResult, requests: list) -> None:
+        self.res = res
+        self.requests = requests
+
+
+_BOOTS: dict[str, Booted] = {}
+
+
+@pytest.fixture(scope="module")
+def boot_cloud(vm_image: image.VMImage, tmp_path_factory: pytest.TempPathFactory):
+    """boot_cloud(name) -> Booted: each cloud booted once for the module."""
+    top = tmp_path_factory.mktemp("clouds")
+
+    def run(name: str) -> Booted:
+        if name not in _BOOTS:
+            cloud = CLOUDS[name]
+            work = top / name
+            work.mkdir()
+            iso = providers.context_image(cloud, work / "context.iso")
+            with providers.service(cloud) as svc:
+                fwd = [(cloud.service_ip, 80, providers.port_of(svc))] if svc else []
+                res = qemu.boot(smbios=cloud.dmi, cdrom=iso, guestfwd=fwd,
+                                kernel_cmdline_extra=cloud.cmdline, timeout=150,
+                                image=vm_image, workdir=work / "boot")
+                requests = list(svc.requests) if svc else []
+            conftest.BOOTS.append({"test": f"providers::{name}", "wall_s": round(res.wall_s, 3),
+                                   "guest_poweroff_ms": res.times_ms.get("poweroff"),
+                                   "guest_init_ms": res.times_ms.get("init"),
+                                   "fetch_ms": res.fetch_ms, "timed_out": res.timed_out})
+            _BOOTS[name] = Booted(res, requests)
+        return _BOOTS[name]
+
+    yield run
+    _BOOTS.clear()
+
+
+def machine_on_seed(cloud: Cloud, boot: Booted, workdir: Path, release: str) -> sandbox.Machine:
+    """A sandboxed machine whose scratch disk holds the seed the VM wrote."""
+    extra = {}
+    if AMICONFIG_STAND_IN.exists():
+        extra = {"datasource": {"CernVM": {"amiconfig_command": str(AMICONFIG_STAND_IN)}}}
+    machine = sandbox.Machine(workdir, release, dmi=cloud.dmi or None, extra_config=extra)
+    assert boot.res.workdir is not None
+    src = boot.res.workdir / "out" / "context"
+    shutil.copytree(src, machine.seed_dir, dirs_exist_ok=True)
+    machine.seed_dir.chmod(boot.res.seed_modes["."])
+    for name, mode in boot.res.seed_modes.items():
+        if name != ".":
+            (machine.seed_dir / name).chmod(mode)
+    return machine
+
+
+def check_amiconfig(machine: sandbox.Machine) -> bool:
+    """amiconfig ran once with the user-data's sections (once its stand-in exists).
+
+    Returns False, checking nothing, while ``tests/fakes/amiconfig`` and the
+    part-handlers are not in the tree. The records read are the handler's own
+    (``docs/internals.rst``, state on a booted machine).
+    """
+    if not AMICONFIG_STAND_IN.exists():
+        return False
+    records = machine.instance_dir / "cernvm"
+    runs = json.loads((records / "amiconfig.json").read_text())
+    runs = runs if isinstance(runs, list) else [runs]
+    assert len(runs) == 1, runs
+    assert runs[0].get("exit_status", runs[0].get("returncode")) == 0, runs
+    given = (records / "amiconfig-user-data").read_text()
+    for section in providers.AMICONFIG_SECTIONS:
+        assert f"[{section}]" in given, given
+    return True
+
+
+SEEDED = [name for name, c in CLOUDS.items() if c.source is not None]
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_provider_boot_writes_the_seed(boot_cloud, name: str) -> None:
+    cloud = CLOUDS[name]
+    boot = boot_cloud(name)
+    res = boot.res
+    assert res.powered_off and not res.timed_out, res.serial[-3000:]
+    assert res.exit_status == 0, res.fetch_stderr
+    assert f"provider {cloud.source}:" in res.fetch_stderr
+    assert res.seed is not None
+    assert res.seed["source"] == f"{cloud.source}\n".encode()
+    assert res.seed["user-data"] == USER_DATA  # byte for byte
+    assert res.seed["ucontext"] == UCONTEXT
+    meta = json.loads(res.seed["meta-data"])
+    for key, value in cloud.meta.items():
+        assert meta.get(key) == value, (key, meta)
+    assert sorted(res.seed) == ["meta-data", "source", "ucontext", "user-data"]
+    assert res.seed_modes == {".": 0o700, "meta-data": 0o600, "source": 0o600,
+                              "ucontext": 0o600, "user-data": 0o600}
+    # One fetch, few requests, no time-out.
+    if cloud.service is not None:
+        user_data_paths = {"EC2": "/latest/user-data", "CloudStack": "/latest/user-data",
+                           "GCE": "/computeMetadata/v1/instance/attributes/user-data",
+                           "OpenStack": "/openstack/latest/user_data"}
+        gets = [r for r in boot.requests
+                if r.method == "GET" and r.path == user_data_paths[cloud.service]]
+        assert len(gets) == 1, boot.requests
+        assert len(boot.requests) <= cloud.max_requests, boot.requests
+        assert all(r.status == 200 for r in boot.requests), boot.requests
+    if cloud.service == "EC2":
+        assert boot.requests[0].method == "PUT"  # IMDSv2: the token first
+    assert "trying again" not in res.fetch_stderr and "no answer" not in res.fetch_stderr
+    assert res.fetch_ms is not None and res.fetch_ms < 5000
+
+
+def test_no_cloud_boot_goes_on_without_seed(boot_cloud) -> None:
+    res = boot_cloud("none").res
+    assert res.powered_off and not res.timed_out
+    assert res.exit_status == 1, res.fetch_stderr
+    assert "no provider recognised" in res.fetch_stderr
+    assert res.seed is None
+    assert "vmtest: powering off" in res.serial  # the boot went on to its end
+
+
+def _cloud_init_on_seed(boot_cloud, name: str, release: str, tmp_path: Path) -> None:
+    cloud = CLOUDS[name]
+    boot = boot_cloud(name)
+    assert boot.res.exit_status == 0, boot.res.fetch_stderr
+    machine = machine_on_seed(cloud, boot, tmp_path / "machine", release)
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    v1 = machine.query("v1")
+    assert v1["platform"] == "cernvm"
+    assert v1["cloud_name"] == cloud.cloud_name
+    assert v1["instance_id"] == cloud.instance_id
+    marker = machine.dir / "var-log" / Path(RUNCMD_MARKER).name
+    assert marker.exists(), f"cloud-init {release}: the cloud-config part did not run"
+    assert marker.read_text() == "consumed\n"  # once
+    # The seed was read, not fetched again: no URL in cloud-init's log.
+    assert "url_helper" not in machine.log and "169.254" not in machine.log
+    check_amiconfig(machine)
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_newest_cloud_init_consumes_the_seed(boot_cloud, name: str, tmp_path: Path) -> None:
+    _cloud_init_on_seed(boot_cloud, name, sandbox.releases()[-1], tmp_path)
+
+
+@pytest.mark.parametrize("name", ["EC2", "HEPiX"])
+def test_oldest_cloud_init_consumes_the_seed(boot_cloud, name: str, tmp_path: Path) -> None:
+    _cloud_init_on_seed(boot_cloud, name, sandbox.releases()[0], tmp_path)
