@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cloudinit_cernvm import ucernvm as ucernvm_module
 from tests.cloudinit.helpers import assert_clean_boot
 from tests.harness import sandbox
 
@@ -69,9 +70,9 @@ def boot_cloud(vm_image: image.VMImage, tmp_path_factory: pytest.TempPathFactory
 
 def machine_on_seed(cloud: Cloud, boot: Booted, workdir: Path, release: str) -> sandbox.Machine:
     """A sandboxed machine whose scratch disk holds the seed the VM wrote."""
-    extra = {}
-    if AMICONFIG_STAND_IN.exists():
-        extra = {"datasource": {"CernVM": {"amiconfig_command": str(AMICONFIG_STAND_IN)}}}
+    extra = {"datasource": {"CernVM": {
+        "amiconfig_command": str(AMICONFIG_STAND_IN),
+        "amiconfig_done_file": "/var/log/amiconfig-user.done"}}}
     machine = sandbox.Machine(workdir, release, dmi=cloud.dmi or None, extra_config=extra)
     assert boot.res.workdir is not None
     src = boot.res.workdir / "out" / "context"
@@ -83,24 +84,24 @@ def machine_on_seed(cloud: Cloud, boot: Booted, workdir: Path, release: str) -> 
     return machine
 
 
-def check_amiconfig(machine: sandbox.Machine) -> bool:
-    """amiconfig ran once with the user-data's sections (once its stand-in exists).
-
-    Returns False, checking nothing, while ``tests/fakes/amiconfig`` and the
-    part-handlers are not in the tree. The records read are the handler's own
-    (``docs/internals.rst``, state on a booted machine).
-    """
-    if not AMICONFIG_STAND_IN.exists():
-        return False
+def check_amiconfig(machine: sandbox.Machine) -> None:
+    """amiconfig ran once with the user-data's sections; µCernVM settings recorded."""
     records = machine.instance_dir / "cernvm"
-    runs = json.loads((records / "amiconfig.json").read_text())
-    runs = runs if isinstance(runs, list) else [runs]
-    assert len(runs) == 1, runs
-    assert runs[0].get("exit_status", runs[0].get("returncode")) == 0, runs
-    given = (records / "amiconfig-user-data").read_text()
+    run = json.loads((records / "amiconfig.json").read_text())
+    assert run["exit_status"] == 0 and run["parts"] >= 1, run
+    # the stand-in's own record: one run, given the collected sections
+    stand_in = machine.dir / "var-log" / "fake-amiconfig"
+    assert (stand_in / "count").read_text().strip() == "1"
+    given = (stand_in / "run-1" / "payload").read_text()
+    assert given == (records / "amiconfig-user-data").read_text()
     for section in providers.AMICONFIG_SECTIONS:
         assert f"[{section}]" in given, given
-    return True
+    env = json.loads((stand_in / "run-1" / "env.json").read_text())
+    assert env["AMICONFIG_LOCAL_USER_DATA"].endswith("/cernvm/amiconfig-user-data")
+    # the µCernVM block of the user-data agrees with what microboot saved
+    ucernvm = json.loads((records / "ucernvm.json").read_text())
+    assert ucernvm["settings"] == ucernvm_module.parse_ucontext(UCONTEXT.decode())
+    assert ucernvm["differences"] == []
 
 
 SEEDED = [name for name, c in CLOUDS.items() if c.source is not None]
