@@ -53,6 +53,15 @@ def make_iso(*argv: str) -> int:
     return context_media.run(parser.parse_args([str(a) for a in argv]))
 
 
+def make_standard_image(fmt: str, work: Path, image: Path) -> None:
+    """The image of FORMAT from USER_DATA and a fresh key, as most tests use it."""
+    (work / "ud").write_bytes(USER_DATA)
+    (work / "key.pub").write_text(public_key() + "\n")
+    argv = ("--format", fmt, "--user-data", work / "ud", "--ssh-key", work / "key.pub",
+            "--hostname", HOSTNAME, "--instance-id", IID, "-o", image)
+    assert make_iso(*argv) == 0
+
+
 def make_iso_process(*argv: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
     """Run the make-iso verb in a fresh Python process (for stdin and exit codes)."""
     code = (

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from iso_helpers import HOSTNAME, IID, USER_DATA, cloudinit_run, extract, make_iso, public_key
+from iso_helpers import (
+    HOSTNAME,
+    IID,
+    USER_DATA,
+    cloudinit_run,
+    extract,
+    make_standard_image,
+    public_key,
+)
 
 VERSIONS = ["20.4.1", "26.2"]
 
@@ -39,28 +47,10 @@ print(json.dumps({"userdata": ud.decode() if isinstance(ud, bytes) else ud,
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory):
     base = tmp_path_factory.mktemp("readers")
-    (base / "ud").write_bytes(USER_DATA)
-    (base / "key.pub").write_text(public_key() + "\n")
     out = {}
     for fmt in ("opennebula", "configdrive", "cloudstack"):
         image = base / f"{fmt}.iso"
-        assert (
-            make_iso(
-                "--format",
-                fmt,
-                "--user-data",
-                base / "ud",
-                "--ssh-key",
-                base / "key.pub",
-                "--hostname",
-                HOSTNAME,
-                "--instance-id",
-                IID,
-                "-o",
-                image,
-            )
-            == 0
-        )
+        make_standard_image(fmt, base, image)
         out[fmt] = extract(image, base / fmt)
     return out
 

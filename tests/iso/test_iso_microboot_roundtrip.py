@@ -18,7 +18,7 @@ from iso_helpers import (
     extract,
     fake_sysroot,
     fetch_context,
-    make_iso,
+    make_standard_image,
     public_key,
 )
 
@@ -33,26 +33,8 @@ PROVIDERS = {
 @pytest.mark.parametrize("fmt", sorted(PROVIDERS))
 def test_seed_from_image(tmp_path, fmt):
     label, provider = PROVIDERS[fmt]
-    (tmp_path / "ud").write_bytes(USER_DATA)
-    (tmp_path / "key.pub").write_text(public_key() + "\n")
     image = tmp_path / "ctx.iso"
-    assert (
-        make_iso(
-            "--format",
-            fmt,
-            "--user-data",
-            tmp_path / "ud",
-            "--ssh-key",
-            tmp_path / "key.pub",
-            "--hostname",
-            HOSTNAME,
-            "--instance-id",
-            IID,
-            "-o",
-            image,
-        )
-        == 0
-    )
+    make_standard_image(fmt, tmp_path, image)
     media = tmp_path / "media"
     media.mkdir()
     extract(image, media / label)
