@@ -274,15 +274,13 @@ def _redact(record: Any) -> Any:
 
 def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
     """Collect what ``show`` reports; the flag tells whether a seed was found."""
+    from cloudinit_cernvm import seed as seed_mod
+
     report: dict[str, Any] = {"seed": seed_dir}
     found = True
     try:
-        from cloudinit_cernvm import seed as seed_mod
-    except ImportError:
-        raise CliError("reading the seed is not available in this installation") from None
-    try:
         seed = seed_mod.read_seed(seed_dir)
-    except seed_mod.NoSeed as exc:
+    except (seed_mod.NoSeed, seed_mod.SeedError) as exc:
         report["error"] = str(exc).splitlines()[0] if str(exc) else f"no seed at {seed_dir}"
         found = False
         seed = None
@@ -306,7 +304,7 @@ def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
             ud["error"] = str(exc)
         report["user_data"] = ud
     records: dict[str, Any] = {}
-    base = Path(cloud_dir) / "instance" / "cernvm"
+    base = _instance_dir(Path(cloud_dir)) / "cernvm"
     for name in ("amiconfig.json", "ucernvm.json"):
         path = base / name
         if not path.exists():
@@ -317,6 +315,22 @@ def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
             records[name] = {"error": f"unreadable: {exc}".splitlines()[0]}
     report["records"] = {"dir": str(base), "files": records}
     return report, found
+
+
+def _instance_dir(cloud_dir: Path) -> Path:
+    """The current instance's directory, found from cloud-init's own records.
+
+    ``instance`` is an absolute link that only resolves on the machine
+    itself; ``data/instance-id`` names the instance wherever the directory
+    is read (a rescue system, a copy of a disk).
+    """
+    try:
+        iid = (cloud_dir / "data" / "instance-id").read_text(encoding="utf-8").strip()
+    except OSError:
+        iid = ""
+    if iid and "/" not in iid and (cloud_dir / "instances" / iid).is_dir():
+        return cloud_dir / "instances" / iid
+    return cloud_dir / "instance"
 
 
 def _print_show(report: dict[str, Any]) -> None:

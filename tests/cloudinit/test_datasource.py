@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -260,3 +262,15 @@ def test_old_syntax_seed_reaches_every_consumer(machine_factory):
     assert record["differences"] == []
     # the cloud-config ran
     assert runcmd_count(machine) == 1
+    # cernvm-context show reads the same machine, from its disk, without secrets
+    shown = subprocess.run(
+        [sys.executable, "-m", "cloudinit_cernvm", "show", "--json",
+         "--seed-dir", str(machine.seed_dir), "--cloud-dir", str(machine.cloud_dir)],
+        capture_output=True, text=True, check=False, cwd=sandbox.REPO)
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["provider"] == "OpenNebula"
+    assert [p["type"] for p in report["user_data"]["parts"]] == [
+        "text/x-shellscript", "text/ucernvm", "text/amiconfig", "text/cloud-config"]
+    assert report["records"]["files"]["amiconfig.json"]["exit_status"] == 0
+    assert "organisations = cms" not in shown.stdout
