@@ -18,6 +18,7 @@ Used by the tests, ``make demo`` and ``make bench``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -128,6 +129,15 @@ class BootResult:
     def ok(self) -> bool:
         """True when every stage exited 0."""
         return all(s.returncode == 0 for s in self.stages)
+
+
+@functools.cache
+def _base_prefix(python: str) -> str:
+    """Where an interpreter's standard library lives (a venv's base Python)."""
+    return subprocess.run(
+        [python, "-c", "import sys; print(sys.base_prefix)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
 
 
 class Machine:
@@ -293,6 +303,15 @@ class Machine:
             ("/sandbox-out", str(d / "out")),
         ]
 
+    def _code_paths(self) -> list[str]:
+        """Directories the sandboxed commands run from, outermost first."""
+        base = _base_prefix(str(python_for(self.release)))
+        found: list[str] = []
+        for path in sorted({str(REPO), str(RELEASES_DIR.resolve()), base}, key=len):
+            if not any(path == p or path.startswith(p + "/") for p in found):
+                found.append(path)
+        return found
+
     def _write_config(self, extra_config: dict, cernvm_config: Path) -> None:
         etc = self.dir / "etc-cloud"
         shutil.rmtree(etc)
@@ -327,6 +346,17 @@ class Machine:
             'for d in proc sys dev; do mount --rbind "/$d" "$root/$d"; done',
             'mount -t tmpfs -o mode=1777 tmp "$root/tmp"',
         ]
+        # What the commands run from (the checkout, its virtualenvs, the
+        # unpacked releases, the interpreters) must be there at the same
+        # paths, even where it lives on another filesystem than / or under
+        # /tmp; read-only, so nothing in the sandbox can change it.
+        for path in self._code_paths():
+            target = f'"$root{path}"'
+            quoted = shlex.quote(path)
+            lines.append(
+                f"mkdir -p {target}; mount --bind {quoted} {target};"
+                f" mount -o remount,bind,ro {target}"
+            )
         for inner, outer in self._binds():
             target = f'"$root{inner}"'
             lines.append(f"mkdir -p {target}; mount --bind {shlex.quote(outer)} {target}")
