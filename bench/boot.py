@@ -183,12 +183,15 @@ def cloud_side(cloud: Cloud, work: Path, python: str, *, dhcp: bool) -> list[str
         lines += [
             # DHCP as QEMU's user network gives it: one address, the gateway
             # as router, no DNS server (the names below come from /etc/hosts)
-            f"cloud dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 "
+            # exec: the job is the server itself, which the session's exit
+            # trap ends; timeout bounds it all the same
+            f'(exec nsenter -t "$cloudpid" -n timeout 600 dnsmasq --keep-in-foreground '
+            f"--conf-file=/dev/null --port=0 "
             f"--interface=net0 --bind-interfaces --user=root --pid-file= "
             f"--dhcp-range={qemu.GUEST_IP},{qemu.GUEST_IP},255.255.0.0,1h "
             f"--dhcp-option=option:router,{GATEWAY} --dhcp-authoritative --no-ping "
             f"--dhcp-leasefile={q(str(work / 'dnsmasq.leases'))} "
-            f"--log-dhcp --log-facility={q(str(lease_log))} &",
+            f"--log-dhcp --log-facility={q(str(lease_log))}) &",
         ]
     if cloud.service:
         log = work / "service.log"
