@@ -104,8 +104,10 @@ def outcome(ctype: str, machine: sandbox.Machine, records: Path) -> str:
             done = json.loads(record.read_text())
             command = done.get("command")
             command = " ".join(command) if isinstance(command, list) else command
-            return (f"collected ({done.get('parts')} part(s)) and handed to amiconfig once: "
-                    f"{command}, exit status {done.get('exit_status')}")
+            if command == str(AMICONFIG_STANDIN):
+                command = "the tests' stand-in amiconfig"
+            return (f"collected ({done.get('parts')} part(s)) and handed to amiconfig once "
+                    f"({command}), exit status {done.get('exit_status')}")
         return "not handled (no amiconfig record)"
     if ctype == "text/ucernvm":
         record = records / "ucernvm.json"
