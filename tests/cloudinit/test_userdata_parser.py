@@ -14,7 +14,6 @@ import email
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloudinit_cernvm import userdata
+from tests.harness import sandbox
 from tests.properties.strategies import ascii_line, documents, render
 
 TESTS = Path(__file__).resolve().parent.parent
 
 SAMPLES = TESTS / "data" / "samples"
-CACHE = Path(os.environ.get("CERNVM_CACHE", Path.home() / ".cache" / "cloudinit-cernvm"))
 
 PROBE = r"""
 import base64, json, sys, tempfile
@@ -52,25 +51,15 @@ json.dump(result, sys.stdout)
 """
 
 
-def releases() -> list[str]:
-    lines = (TESTS / "cloudinit-versions").read_text().splitlines()
-    return [line.split()[1] for line in lines if line.strip() and not line.startswith("#")]
-
-
-def site(version: str) -> Path:
-    path = CACHE / "cloud-init" / version / "usr" / "lib" / "python3" / "dist-packages"
-    assert (path / "cloudinit" / "user_data.py").exists(), (
-        f"cloud-init {version} is not unpacked under {path}: run tools/bootstrap"
-    )
-    return path
+releases = sandbox.wanted_releases
 
 
 def what_cloud_init_sees(version: str, docs: list[bytes], tmp_path: Path) -> list[list[list]]:
     batch = tmp_path / f"docs-{version}.json"
     batch.write_text(json.dumps([base64.b64encode(d).decode() for d in docs]))
-    env = {**os.environ, "PYTHONPATH": str(site(version))}
+    env = {**os.environ, "PYTHONPATH": str(sandbox.site_packages(version))}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(batch)],
+        [str(sandbox.python_for(version)), "-c", PROBE, str(batch)],
         capture_output=True,
         text=True,
         env=env,

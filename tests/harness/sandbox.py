@@ -86,6 +86,15 @@ def wanted_releases() -> list[str]:
     return [row[1] for row in _versions_table()]
 
 
+def site_packages(release: str) -> Path:
+    """Where an unpacked release keeps its Python package ``cloudinit``."""
+    path = RELEASES_DIR / release / "usr" / "lib" / "python3" / "dist-packages"
+    if not (path / "cloudinit").is_dir():
+        raise FileNotFoundError(f"cloud-init {release} is not unpacked under {path}; "
+                                "run tools/bootstrap")
+    return path
+
+
 def python_for(release: str) -> Path:
     """The interpreter a release runs on: its own virtualenv where it needs one."""
     for _suite, name, version in _versions_table():
@@ -328,7 +337,7 @@ class Machine:
         """The bash script that builds the sandbox and runs the commands."""
         ns = self.dir / "ns"
         root = ns / "root"
-        pythonpath = f"{REPO}:{self.release_dir}/usr/lib/python3/dist-packages"
+        pythonpath = f"{REPO}:{site_packages(self.release)}"
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "PYTHONPATH": pythonpath,

@@ -12,12 +12,10 @@ import sys
 from pathlib import Path
 
 from cloudinit_cernvm import context_media
+from tests.harness import sandbox
 
 TOP = Path(__file__).resolve().parents[2]
 FETCH_CONTEXT = TOP / "cloudinit_cernvm" / "microboot" / "fetch-context"
-CLOUDINIT_CACHE = (
-    Path(os.environ.get("CERNVM_CACHE", Path.home() / ".cache" / "cloudinit-cernvm")) / "cloud-init"
-)
 
 IID = "9b1c7c4e-3f55-4d7a-9a53-2f1f0f7d1c11"
 HOSTNAME = "cvm-test.example.org"
@@ -172,11 +170,9 @@ def fetch_context(media: Path, sysroot: Path, seed: Path) -> subprocess.Complete
 
 def cloudinit_run(version: str, script: str, *args: str) -> str:
     """Run ``script`` with an unpacked cloud-init release first on the path; its stdout."""
-    site = CLOUDINIT_CACHE / version / "usr" / "lib" / "python3" / "dist-packages"
-    assert (site / "cloudinit").is_dir(), f"cloud-init {version} missing: run tools/bootstrap"
-    env = dict(os.environ, PYTHONPATH=str(site))
+    env = dict(os.environ, PYTHONPATH=str(sandbox.site_packages(version)))
     return subprocess.run(
-        [sys.executable, "-c", script, *args],
+        [str(sandbox.python_for(version)), "-c", script, *args],
         capture_output=True,
         text=True,
         env=env,

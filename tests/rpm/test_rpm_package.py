@@ -25,11 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import sandbox
+
 TOP = Path(__file__).resolve().parents[2]
 SPEC = TOP / "packaging/rpm/cloudinit-cernvm.spec"
 LINT_CONFIG = TOP / "packaging/rpm/rpmlint.toml"
 PROBE = Path(__file__).with_name("cloudinit_probe.py")
-CACHE = Path(os.environ.get("CERNVM_CACHE", Path.home() / ".cache/cloudinit-cernvm"))
 
 CFG = "etc/cloud/cloud.cfg.d/90_cernvm.cfg"
 SHIM = "var/lib/cloud/handlers/cernvm_handlers.py"
@@ -39,10 +40,7 @@ COMMAND = "usr/bin/cernvm-context"
 EXPLAINED_WARNINGS = {"invalid-url", "no-manual-page-for-binary"}
 
 
-def _versions() -> list[str]:
-    """The cloud-init releases under test (tests/cloudinit-versions)."""
-    lines = (TOP / "tests/cloudinit-versions").read_text().splitlines()
-    return [ln.split()[1] for ln in lines if ln.strip() and not ln.startswith("#")]
+_versions = sandbox.wanted_releases
 
 
 def _run(*cmd: str, **kw) -> subprocess.CompletedProcess:
@@ -129,8 +127,7 @@ def installed(builds, tmp_path) -> Path:
 
 def _probe(root: Path, sitelib: str, version: str, tmp_path: Path) -> dict:
     """What cloud-init VERSION finds in ROOT, with nothing of the checkout."""
-    release = CACHE / "cloud-init" / version / "usr/lib/python3/dist-packages"
-    assert (release / "cloudinit").is_dir(), f"no cloud-init {version}: run tools/bootstrap"
+    release = sandbox.site_packages(version)
     # -S: no site processing, so the checkout's editable install stays out;
     # the virtualenv's libraries come after the release and the root.
     path = [str(release), str(root / sitelib.lstrip("/")), sysconfig.get_paths()["purelib"]]
@@ -292,7 +289,7 @@ def test_cloudinit_finds_datasource_and_handlers_from_installed_paths(
     version, installed, sitelib, tmp_path
 ):
     found = _probe(installed, sitelib, version, tmp_path)
-    assert found["cloudinit_file"].startswith(str(CACHE / "cloud-init" / version))
+    assert found["cloudinit_file"].startswith(str(sandbox.RELEASES_DIR / version))
     assert found["package_file"].startswith(str(installed) + "/")
     assert found["datasource_list"] == ["CernVM", "None"]
     assert found["datasource_pkg_list"] == ["cloudinit_cernvm"]
