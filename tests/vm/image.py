@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.harness import sandbox
+
 TOP = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 MICROBOOT = TOP / "cloudinit_cernvm" / "microboot"
@@ -65,8 +67,7 @@ APT_DEPENDS_FLAGS = (
 
 def cache_dir() -> Path:
     """The VM part of the project's shared download cache."""
-    base = os.environ.get("CERNVM_CACHE") or str(Path.home() / ".cache" / "cloudinit-cernvm")
-    return Path(base) / "vm"
+    return sandbox.CACHE / "vm"
 
 
 @dataclass(frozen=True)
