@@ -160,11 +160,16 @@ def router_cmdline(ip: str = ROUTER_IP) -> str:
     return f"vmtest.dhcp_server={ip}"
 
 
-def make_scratch(path: Path, size_mb: int = SCRATCH_MB) -> None:
-    """An empty ext4 image, as µCernVM's scratch disk is before first boot."""
+def make_scratch(path: Path, size_mb: int = SCRATCH_MB, files: Path | None = None) -> None:
+    """An ext4 image, as µCernVM's scratch disk is before first boot.
+
+    ``files``: a directory whose contents the image starts with (the
+    harness's inputs for the guest, ``/vmtest-in``); else it is empty.
+    """
     with open(path, "wb") as f:
         f.truncate(size_mb * 1024 * 1024)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "scratch", str(path)], check=True,
+    extra = ["-d", str(files)] if files is not None else []
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "scratch", *extra, str(path)], check=True,
                    capture_output=True)
 
 
@@ -238,6 +243,8 @@ def boot(
     image: vmimage.VMImage | None = None,
     workdir: Path | None = None,
     memory_mb: int = 512,
+    root_image: Path | None = None,
+    scratch_files: Path | None = None,
 ) -> BootResult:
     """Boot the test VM once and return what it left behind.
 
@@ -248,6 +255,9 @@ def boot(
     on 127.0.0.1. ``timeout``: seconds before qemu is killed. ``workdir``
     keeps serial log, scratch image and records (else a temporary directory
     that is removed). The image is built (or found in the cache) if not given.
+    ``root_image``: the guest root (``guestroot.build()``), attached as a
+    second disk whose writes are discarded at exit. ``scratch_files``: a
+    directory the scratch disk starts with.
     """
     if shutil.which("qemu-system-x86_64") is None:
         raise BootError("qemu-system-x86_64: not installed (run tools/bootstrap --vm)")
@@ -259,7 +269,7 @@ def boot(
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         return _boot(img, workdir, smbios or {}, cdrom, list(guestfwd), kernel_cmdline_extra,
-                     timeout, memory_mb)
+                     timeout, memory_mb, root_image, scratch_files)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -267,12 +277,13 @@ def boot(
 
 def _boot(img: vmimage.VMImage, workdir: Path, smbios: Mapping[str, str], cdrom: Path | None,
           guestfwd: list[tuple[str, int, int]], extra: str, timeout: float,
-          memory_mb: int) -> BootResult:
+          memory_mb: int, root_image: Path | None = None,
+          scratch_files: Path | None = None) -> BootResult:
     scratch = workdir / "scratch.img"
     serial = workdir / "serial.log"
     for stale in (scratch, serial):
         stale.unlink(missing_ok=True)
-    make_scratch(scratch)
+    make_scratch(scratch, files=scratch_files)
     cmd = [
         "qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-cpu", "qemu64",
         "-m", str(memory_mb), "-smp", "1", "-nodefaults", "-no-user-config",
@@ -283,6 +294,9 @@ def _boot(img: vmimage.VMImage, workdir: Path, smbios: Mapping[str, str], cdrom:
         "-netdev", netdev_arg(guestfwd), "-device", "virtio-net-pci,netdev=n0",
         *smbios_args(smbios),
     ]
+    if root_image is not None:
+        # snapshot: the guest writes to a temporary overlay, the image stays as built
+        cmd += ["-drive", f"file={_escape(str(root_image))},format=raw,if=virtio,snapshot=on"]
     if cdrom is not None:
         cmd += ["-drive", f"file={_escape(str(cdrom))},format=raw,media=cdrom,if=ide,readonly=on"]
     start = time.monotonic()
