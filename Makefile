@@ -30,7 +30,9 @@ fuzz: setup
 demo: setup
 	$(PY) tools/demo.py
 
-bench: setup
+# The last one boots the test VM (about an hour under qemu's software emulation).
+bench:
+	@tools/bootstrap --vm
 	$(PY) bench/microboot.py
 	$(PY) bench/bench.py
 	$(PY) bench/boot.py

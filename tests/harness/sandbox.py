@@ -9,9 +9,7 @@ namespace), binds the machine's directories into it, optionally fakes the
 DMI tree and the kernel command line, and runs the cloud-init stages of one
 release, unpacked from Debian's package, inside a ``chroot``. The network
 namespace has only loopback: a datasource that tried to reach a metadata
-service would fail, and tests would see it. ``network_setup`` adds, inside
-that namespace only, what a machine on a given cloud would see (an address
-on the metadata network, a metadata service started in the background).
+service would fail, and tests would see it.
 
 Used by the tests, ``make demo`` and ``make bench``.
 """
@@ -161,7 +159,6 @@ class Machine:
         dmi: dict[str, str] | None = None,
         cmdline: str = DEFAULT_CMDLINE,
         cernvm_config: Path | None = None,
-        network_setup: list[str] | None = None,
     ) -> None:
         self.dir = Path(workdir)
         self.release = release
@@ -170,9 +167,6 @@ class Machine:
             raise FileNotFoundError(f"cloud-init {release} is not unpacked; run tools/bootstrap")
         self.dmi = dmi
         self.cmdline = cmdline
-        #: shell lines run inside the machine's namespaces before cloud-init,
-        #: with ``$root`` naming its root (see ``_script``)
-        self.network_setup = list(network_setup or [])
         for name in ("etc-cloud", "var-lib-cloud", "var-log", "run", "mnt-rw", "out", "ns"):
             (self.dir / name).mkdir(parents=True, exist_ok=True)
         self._write_config(extra_config or {}, cernvm_config or REPO / "cfg" / "90_cernvm.cfg")
@@ -390,12 +384,6 @@ class Machine:
                 'rm -f "$root/.dockerenv"',
             ]
         lines += ["hostname cernvm-sandbox", "ip link set lo up"]
-        if self.network_setup:
-            # The machine's own network (addresses, routes, services started
-            # in the background), inside its network namespace only: nothing
-            # of it reaches the host. Background jobs end with the session.
-            lines.append("trap 'kill $(jobs -p) 2>/dev/null || true; wait || true' EXIT")
-            lines += self.network_setup
         python = python_for(self.release)
         job = {"env": env, "argv0": [str(python), cloud_init], "commands": commands}
         (self.dir / "out" / "job.json").write_text(json.dumps(job))

@@ -131,7 +131,9 @@ def _populate(root: Path, debs: dict[str, Path], release: str) -> None:
     # cloud-init as unpacked from Debian (its files, its /etc/cloud).
     rel = sandbox.RELEASES_DIR / release
     for part in ("usr", "etc"):
-        shutil.copytree(rel / part, root / part, symlinks=True, dirs_exist_ok=True)
+        # its bytecode is compiled below, for the paths the guest sees
+        shutil.copytree(rel / part, root / part, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     (root / "etc/cloud/cloud.cfg.d/README").unlink(missing_ok=True)
     site = root / "usr/lib/python3/dist-packages"
     shutil.copytree(TOP / "cloudinit_cernvm", site / "cloudinit_cernvm",
