@@ -196,7 +196,7 @@ def plot(rows: list[dict], release: str) -> None:
     ax.set_xticks(list(x), names)
     ax.set_ylabel("seconds to contextualized (median, qemu TCG)")
     ax.set_title(f"Whole VM boots to the end of cloud-init's final stage, cloud-init {release}")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(PLOT, dpi=100)
     plt.close(fig)
