@@ -17,6 +17,18 @@ BOOTS: list[dict] = []
 RESULTS = Path(__file__).resolve().parents[2] / "build" / "vm-boot-times.json"
 
 
+def record_boot(test: str, res: qemu.BootResult) -> None:
+    """Keep one boot's times for the summary at the end of the run."""
+    BOOTS.append({
+        "test": test,
+        "wall_s": round(res.wall_s, 3),
+        "guest_poweroff_ms": res.times_ms.get("poweroff"),
+        "guest_init_ms": res.times_ms.get("init"),
+        "fetch_ms": res.fetch_ms,
+        "timed_out": res.timed_out,
+    })
+
+
 @pytest.fixture(scope="session")
 def vm_image() -> image.VMImage:
     """The test VM, from the cache or built once for the whole run."""
@@ -32,14 +44,7 @@ def vm_boot(vm_image: image.VMImage, request: pytest.FixtureRequest,
         kw.setdefault("image", vm_image)
         kw.setdefault("workdir", tmp_path / f"boot{len(BOOTS)}")
         res = qemu.boot(**kw)
-        BOOTS.append({
-            "test": request.node.nodeid,
-            "wall_s": round(res.wall_s, 3),
-            "guest_poweroff_ms": res.times_ms.get("poweroff"),
-            "guest_init_ms": res.times_ms.get("init"),
-            "fetch_ms": res.fetch_ms,
-            "timed_out": res.timed_out,
-        })
+        record_boot(request.node.nodeid, res)
         return res
 
     return run

@@ -37,12 +37,7 @@ def booted(vm_image: image.VMImage, root_image, tmp_path_factory: pytest.TempPat
         if key not in _BOOTS:
             b = guestboot.boot(CLOUDS[name], side, top / f"{name}-{side}", image=vm_image,
                                root=root_image, report=True)
-            res = b.result
-            conftest.BOOTS.append({"test": f"guestboot::{name}-{side}",
-                                   "wall_s": round(res.wall_s, 3),
-                                   "guest_poweroff_ms": res.times_ms.get("poweroff"),
-                                   "guest_init_ms": res.times_ms.get("init"),
-                                   "fetch_ms": res.fetch_ms, "timed_out": res.timed_out})
+            conftest.record_boot(f"guestboot::{name}-{side}", b.result)
             _BOOTS[key] = b
         return _BOOTS[key]
 

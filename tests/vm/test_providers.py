@@ -57,10 +57,7 @@ def boot_cloud(vm_image: image.VMImage, tmp_path_factory: pytest.TempPathFactory
                                 kernel_cmdline_extra=cloud.cmdline, timeout=150,
                                 image=vm_image, workdir=work / "boot")
                 requests = list(svc.requests) if svc else []
-            conftest.BOOTS.append({"test": f"providers::{name}", "wall_s": round(res.wall_s, 3),
-                                   "guest_poweroff_ms": res.times_ms.get("poweroff"),
-                                   "guest_init_ms": res.times_ms.get("init"),
-                                   "fetch_ms": res.fetch_ms, "timed_out": res.timed_out})
+            conftest.record_boot(f"providers::{name}", res)
             _BOOTS[name] = Booted(res, requests)
         return _BOOTS[name]
 
