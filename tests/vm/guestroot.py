@@ -69,10 +69,7 @@ SLACK_MB = 128
 
 def resolve_packages() -> dict[str, str]:
     """The root's packages (closure of ROOT_PACKAGES less EXCLUDE), with versions."""
-    deps = vmimage._run(["apt-cache", "depends", *vmimage.APT_DEPENDS_FLAGS,
-                         *ROOT_PACKAGES]).stdout
-    names = sorted({ln.strip() for ln in deps.splitlines()
-                    if ln and not ln.startswith((" ", "<"))} - EXCLUDE)
+    names = [n for n in vmimage.closure(ROOT_PACKAGES) if n not in EXCLUDE]
     versions = vmimage.candidate_versions(names)
     missing = [n for n in names if n not in versions]
     if missing:

@@ -122,6 +122,13 @@ def candidate_versions(names: Iterable[str]) -> dict[str, str]:
     return versions
 
 
+def closure(names: Iterable[str]) -> list[str]:
+    """``names`` and every package they depend on (no recommends), sorted."""
+    deps = _run(["apt-cache", "depends", *APT_DEPENDS_FLAGS, *names]).stdout
+    return sorted({ln.strip() for ln in deps.splitlines()
+                   if ln and not ln.startswith((" ", "<"))})
+
+
 def resolve_packages() -> dict[str, str]:
     """The packages the image is made of, with their versions."""
     meta = candidate_versions([KERNEL_META])
@@ -129,12 +136,7 @@ def resolve_packages() -> dict[str, str]:
     if not m:
         raise ImageError(f"{KERNEL_META}: no versioned kernel package in its Depends")
     kernel_pkg = m.group(1)
-    deps = _run(["apt-cache", "depends", *APT_DEPENDS_FLAGS, CURL]).stdout
-    curl_closure = sorted(
-        {ln.strip() for ln in deps.splitlines() if ln and not ln.startswith(" ")
-         and not ln.startswith("<")}
-    )
-    names = [kernel_pkg, BUSYBOX, *curl_closure]
+    names = [kernel_pkg, BUSYBOX, *closure([CURL])]
     versions = candidate_versions(names)
     versions.pop("_kernel_depends", None)
     missing = [n for n in names if n not in versions]
