@@ -61,8 +61,8 @@ class GuestBoot:
 
     side: str
     cloud: str
-    #: each cloud-init command: args, returncode, stdout, stderr, seconds
-    stages: list[dict]
+    #: each cloud-init command run: args, returncode, stdout, stderr, seconds
+    results: list[dict]
     #: milliseconds of the microboot stage (ours), None when it did not run
     fetch_ms: int | None
     #: requests the fake metadata service answered
@@ -74,6 +74,11 @@ class GuestBoot:
     #: time-out words counted (fetch-context's for ours, cloud-init's for stock)
     timeouts: int = 0
     result: qemu.BootResult | None = None
+
+    @property
+    def stages(self) -> list[dict]:
+        """The results of the four boot stages (not of the report commands)."""
+        return [r for r in self.results if r["args"][0] in ("init", "modules")]
 
     @property
     def cloudinit_ms(self) -> float:
@@ -145,34 +150,24 @@ def inputs(cloud: Cloud, side: str, top: Path, report: bool = False) -> Path:
 def boot(cloud: Cloud, side: str, workdir: Path, *, image: vmimage.VMImage,
          root: Path, report: bool = False) -> GuestBoot:
     """Boot ``cloud`` once, ``side`` ("ours" or "stock"), to contextualized."""
-    workdir.mkdir(parents=True, exist_ok=True)
     scratch_in = workdir / "scratch-in"
     inputs(cloud, side, scratch_in, report=report)
-    iso = providers.context_image(cloud, workdir / "context.iso")
-    cmdline = [cloud.cmdline, "vmtest.cloudinit=1"]
-    if side == "stock":
-        cmdline.append("vmtest.fetch=off")
-    with providers.service(cloud) as svc:
-        fwd = [(cloud.service_ip, 80, providers.port_of(svc))] if svc else []
-        res = qemu.boot(smbios=cloud.dmi, cdrom=iso, guestfwd=fwd,
-                        kernel_cmdline_extra=" ".join(filter(None, cmdline)),
-                        timeout=BOOT_TIMEOUT, image=image, workdir=workdir / "boot",
-                        root_image=root, scratch_files=scratch_in)
-        requests = list(svc.requests) if svc else []
+    extra = "vmtest.cloudinit=1" + (" vmtest.fetch=off" if side == "stock" else "")
+    res, requests = providers.boot(cloud, workdir, cmdline=extra, timeout=BOOT_TIMEOUT,
+                                   image=image, root_image=root, scratch_files=scratch_in)
     rec = res.records
-    stages: list[dict] = []
+    results: list[dict] = []
     for n in range(1, len(STAGES) + 1):
         text = rec.get(f"cloudinit/{n}.json")
         if text:
-            stages += json.loads(text)
-    commands = [s for s in stages if s["args"][0] in ("init", "modules")]
+            results += json.loads(text)
     log = rec.get("cloudinit/var-log/cloud-init.log", "")
     marker = rec.get(f"cloudinit/var-log/{Path(RUNCMD_MARKER).name}", "")
     if side == "ours":
         timeouts = sum(res.fetch_stderr.count(w) for w in OUR_TIMEOUT_WORDS)
     else:
         timeouts = sum(log.count(w) for w in STOCK_TIMEOUT_WORDS)
-    return GuestBoot(side=side, cloud=cloud.name, stages=commands,
+    return GuestBoot(side=side, cloud=cloud.name, results=results,
                      fetch_ms=res.fetch_ms if side == "ours" else None,
                      requests=requests, log=log, marker=marker, timeouts=timeouts,
                      result=res)
@@ -180,9 +175,7 @@ def boot(cloud: Cloud, side: str, workdir: Path, *, image: vmimage.VMImage,
 
 def reports(boot: GuestBoot) -> tuple[str, dict | None]:
     """``cloud-init status`` output and ``query v1`` of a ``report`` boot."""
-    assert boot.result is not None
-    stages = json.loads(boot.result.records.get(f"cloudinit/{len(STAGES)}.json", "[]"))
-    status = next((s["stdout"] for s in stages if s["args"] == ["status"]), "")
-    query = next((s for s in stages if s["args"] == ["query", "v1"]), None)
+    status = next((r["stdout"] for r in boot.results if r["args"] == ["status"]), "")
+    query = next((r for r in boot.results if r["args"] == ["query", "v1"]), None)
     v1 = json.loads(query["stdout"]) if query and query["returncode"] == 0 else None
     return status, v1

@@ -155,3 +155,23 @@ def service(cloud: Cloud, user_data: bytes = USER_DATA,
 def port_of(svc: MetadataService) -> int:
     """The loopback port of a running fake."""
     return int(svc.url.rsplit(":", 1)[1])
+
+
+def boot(cloud: Cloud, workdir: Path, *, cmdline: str = "", **qemu_kw) -> tuple[
+        qemu.BootResult, list]:
+    """Boot the VM once as ``cloud`` shows itself: its DMI, its context image
+    on the CD-ROM, its fake metadata service forwarded to the address the
+    guest expects. Returns the boot and the requests the fake answered.
+
+    ``cmdline``: more kernel command line after the cloud's own;
+    ``qemu_kw``: the rest of ``qemu.boot``'s arguments (``image``, ``timeout``...).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    iso = context_image(cloud, workdir / "context.iso")
+    with service(cloud) as svc:
+        fwd = [(cloud.service_ip, 80, port_of(svc))] if svc else []
+        res = qemu.boot(smbios=cloud.dmi, cdrom=iso, guestfwd=fwd,
+                        kernel_cmdline_extra=" ".join(filter(None, (cloud.cmdline, cmdline))),
+                        workdir=workdir / "boot", **qemu_kw)
+        requests = list(svc.requests) if svc else []
+    return res, requests

@@ -50,13 +50,7 @@ def boot_cloud(vm_image: image.VMImage, tmp_path_factory: pytest.TempPathFactory
             cloud = CLOUDS[name]
             work = top / name
             work.mkdir()
-            iso = providers.context_image(cloud, work / "context.iso")
-            with providers.service(cloud) as svc:
-                fwd = [(cloud.service_ip, 80, providers.port_of(svc))] if svc else []
-                res = qemu.boot(smbios=cloud.dmi, cdrom=iso, guestfwd=fwd,
-                                kernel_cmdline_extra=cloud.cmdline, timeout=150,
-                                image=vm_image, workdir=work / "boot")
-                requests = list(svc.requests) if svc else []
+            res, requests = providers.boot(cloud, work, timeout=150, image=vm_image)
             conftest.record_boot(f"providers::{name}", res)
             _BOOTS[name] = Booted(res, requests)
         return _BOOTS[name]
