@@ -274,3 +274,38 @@ def test_old_syntax_seed_reaches_every_consumer(machine_factory):
         "text/x-shellscript", "text/ucernvm", "text/amiconfig", "text/cloud-config"]
     assert report["records"]["files"]["amiconfig.json"]["exit_status"] == 0
     assert "organisations = cms" not in shown.stdout
+
+
+def test_later_stages_unpickle_without_the_seed_modules(machine, release):
+    """Three of the four cloud-init processes only unpickle the datasource:
+    they must not pay for importing the seed reader and the converter."""
+    machine.write_seed("EC2", CLOUD_CONFIG, META)
+    assert_clean_boot(machine, machine.boot())
+    pkl = machine.instance_dir / "obj.pkl"
+    code = (
+        "import pickle, sys\n"
+        f"ds = pickle.load(open({str(pkl)!r}, 'rb'))\n"
+        "assert type(ds).__name__ == 'DataSourceCernVM', ds\n"
+        "assert ds.get_instance_id() == sys.argv[1], ds.get_instance_id()\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('cloudinit_cernvm'))))\n"
+    )
+    env = {"PYTHONPATH": f"{sandbox.site_packages(release)}:{sandbox.REPO}",
+           "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([str(sandbox.python_for(release)), "-c", code, META["instance-id"]],
+                          capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert "cloudinit_cernvm.DataSourceCernVM" in loaded
+    assert not loaded & {"cloudinit_cernvm.seed", "cloudinit_cernvm.userdata"}, loaded
+
+
+def test_datasource_default_seed_dir_is_the_seed_modules():
+    from cloudinit_cernvm import seed
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "import cloudinit_cernvm.DataSourceCernVM as d; print(d.DEFAULT_SEED_DIR)")
+    rel = sandbox.releases()[-1]
+    done = subprocess.run([str(sandbox.python_for(rel)), "-c", code,
+                           str(sandbox.site_packages(rel))],
+                          capture_output=True, text=True, cwd=sandbox.REPO, check=False)
+    assert done.stdout.strip() == seed.DEFAULT_SEED_DIR, done.stderr
