@@ -22,10 +22,16 @@ the bench compares finding and reading the context, not the modules every
 image runs alike) and the same user-data. The stages run as two jobs,
 ``init --local`` and then the rest; between them the guest gives eth0 its
 address back if a stage took it (the system's network service would).
+
+Both apply the user-data's amiconfig sections: ours through the part-handler
+within cloud-init; stock as CernVM images did, with amiconfig as a service of
+its own after cloud-init (a third job). Stock's amiconfig is handed its
+sections in a file, as if its own search and download had cost nothing.
 """
 
 from __future__ import annotations
 
+import email
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -53,6 +59,10 @@ STOCK_TIMEOUT_WORDS = ("timed out", "Timeout", "timeout after")
 BOOT_TIMEOUT = 600.0
 GUEST_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "HOME": "/root", "LANG": "C.UTF-8"}
+#: where stock's amiconfig service finds the sections (as after its own fetch)
+STOCK_AMICONFIG_DATA = "/var/lib/amiconfig/user-data"
+#: the guest root's amiconfig (the stand-in, tests/fakes/amiconfig)
+AMICONFIG = "/usr/sbin/amiconfig"
 
 
 @dataclass
@@ -74,11 +84,13 @@ class GuestBoot:
     #: time-out words counted (fetch-context's for ours, cloud-init's for stock)
     timeouts: int = 0
     result: qemu.BootResult | None = None
+    #: stock's amiconfig service run (a result like the others); None for ours
+    amiconfig: dict | None = None
 
     @property
     def stages(self) -> list[dict]:
         """The results of the four boot stages (not of the report commands)."""
-        return [r for r in self.results if r["args"][0] in ("init", "modules")]
+        return [r for r in self.results if r["args"][:1] in (["init"], ["modules"])]
 
     @property
     def cloudinit_ms(self) -> float:
@@ -86,13 +98,21 @@ class GuestBoot:
         return sum(s["seconds"] for s in self.stages) * 1000
 
     @property
+    def amiconfig_service_ms(self) -> float:
+        """Stock's amiconfig service run (ours runs amiconfig within cloud-init)."""
+        return self.amiconfig["seconds"] * 1000 if self.amiconfig else 0.0
+
+    @property
     def ms(self) -> float:
-        """To contextualized: the microboot stage (ours) plus cloud-init."""
-        return (self.fetch_ms or 0) + self.cloudinit_ms
+        """To contextualized: the microboot stage (ours), cloud-init, and
+        stock's amiconfig service."""
+        return (self.fetch_ms or 0) + self.cloudinit_ms + self.amiconfig_service_ms
 
     @property
     def ok(self) -> bool:
-        """All four stages ran and exited 0."""
+        """All four stages ran and exited 0 (and stock's amiconfig)."""
+        if self.side == "stock" and (self.amiconfig or {}).get("returncode") != 0:
+            return False
         return len(self.stages) == 4 and all(s["returncode"] == 0 for s in self.stages)
 
     @property
@@ -129,6 +149,11 @@ def inputs(cloud: Cloud, side: str, top: Path, report: bool = False) -> Path:
         shutil.copy(REPO / "cfg" / "90_cernvm.cfg", cfgd / "90_cernvm.cfg")
     (cfgd / "99_vmtest.cfg").write_text(
         "# written by tests/vm/guestboot.py\n" + yaml.safe_dump(guest_config(cloud, side)))
+    if side == "stock":
+        data = vin / "root" / STOCK_AMICONFIG_DATA.lstrip("/")
+        data.parent.mkdir(parents=True, mode=0o700)
+        data.write_bytes(amiconfig_sections(providers.USER_DATA))
+        data.chmod(0o600)
     if side == "stock" and cloud.name == "CloudStack":
         # The virtual router is the DHCP server, as systemd-networkd records
         # it (slirp cannot stand for the router at its own address).
@@ -144,23 +169,42 @@ def inputs(cloud: Cloud, side: str, top: Path, report: bool = False) -> Path:
         (jobs / f"{n}.json").write_text(json.dumps({
             "env": GUEST_ENV, "argv0": ["/usr/bin/python3", "/usr/bin/cloud-init"],
             "commands": cmds}))
+    if side == "stock":
+        (jobs / f"{len(STAGES) + 1}.json").write_text(json.dumps({
+            "env": {**GUEST_ENV, "AMICONFIG_LOCAL_USER_DATA": STOCK_AMICONFIG_DATA},
+            "argv0": [AMICONFIG], "commands": [[]]}))
     return vin
 
 
+def amiconfig_sections(user_data: bytes) -> bytes:
+    """The ``text/amiconfig`` parts of MIME user-data, as amiconfig reads them."""
+    msg = email.message_from_bytes(user_data)
+    return b"".join(p.get_payload(decode=True) for p in msg.walk()
+                    if p.get_content_type() == "text/amiconfig")
+
+
 def boot(cloud: Cloud, side: str, workdir: Path, *, image: vmimage.VMImage,
-         root: Path, report: bool = False) -> GuestBoot:
-    """Boot ``cloud`` once, ``side`` ("ours" or "stock"), to contextualized."""
+         root: Path, report: bool = False, icount: int | None = None) -> GuestBoot:
+    """Boot ``cloud`` once, ``side`` ("ours" or "stock"), to contextualized.
+
+    ``icount``: time by instructions (``qemu.boot``), as the bench does.
+    """
     scratch_in = workdir / "scratch-in"
     inputs(cloud, side, scratch_in, report=report)
     extra = "vmtest.cloudinit=1" + (" vmtest.fetch=off" if side == "stock" else "")
     res, requests = providers.boot(cloud, workdir, cmdline=extra, timeout=BOOT_TIMEOUT,
-                                   image=image, root_image=root, scratch_files=scratch_in)
+                                   image=image, root_image=root, scratch_files=scratch_in,
+                                   icount=icount)
     rec = res.records
     results: list[dict] = []
     for n in range(1, len(STAGES) + 1):
         text = rec.get(f"cloudinit/{n}.json")
         if text:
             results += json.loads(text)
+    amiconfig = None
+    if side == "stock":
+        text = rec.get(f"cloudinit/{len(STAGES) + 1}.json")
+        amiconfig = json.loads(text)[0] if text else None
     log = rec.get("cloudinit/var-log/cloud-init.log", "")
     marker = rec.get(f"cloudinit/var-log/{Path(RUNCMD_MARKER).name}", "")
     if side == "ours":
@@ -170,7 +214,7 @@ def boot(cloud: Cloud, side: str, workdir: Path, *, image: vmimage.VMImage,
     return GuestBoot(side=side, cloud=cloud.name, results=results,
                      fetch_ms=res.fetch_ms if side == "ours" else None,
                      requests=requests, log=log, marker=marker, timeouts=timeouts,
-                     result=res)
+                     result=res, amiconfig=amiconfig)
 
 
 def reports(boot: GuestBoot) -> tuple[str, dict | None]:

@@ -245,6 +245,7 @@ def boot(
     memory_mb: int = 512,
     root_image: Path | None = None,
     scratch_files: Path | None = None,
+    icount: int | None = None,
 ) -> BootResult:
     """Boot the test VM once and return what it left behind.
 
@@ -257,7 +258,10 @@ def boot(
     that is removed). The image is built (or found in the cache) if not given.
     ``root_image``: the guest root (``guestroot.build()``), attached as a
     second disk whose writes are discarded at exit. ``scratch_files``: a
-    directory the scratch disk starts with.
+    directory the scratch disk starts with. ``icount``: the guest's clock
+    counts instructions, 2**icount ns each (``-icount shift=N,sleep=on``), so
+    that what the guest times is its own work, whatever else the host runs;
+    idle waits (the network, a time-out) still pass in real time.
     """
     if shutil.which("qemu-system-x86_64") is None:
         raise BootError("qemu-system-x86_64: not installed (run tools/bootstrap --vm)")
@@ -269,7 +273,7 @@ def boot(
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         return _boot(img, workdir, smbios or {}, cdrom, list(guestfwd), kernel_cmdline_extra,
-                     timeout, memory_mb, root_image, scratch_files)
+                     timeout, memory_mb, root_image, scratch_files, icount)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -278,7 +282,7 @@ def boot(
 def _boot(img: vmimage.VMImage, workdir: Path, smbios: Mapping[str, str], cdrom: Path | None,
           guestfwd: list[tuple[str, int, int]], extra: str, timeout: float,
           memory_mb: int, root_image: Path | None = None,
-          scratch_files: Path | None = None) -> BootResult:
+          scratch_files: Path | None = None, icount: int | None = None) -> BootResult:
     scratch = workdir / "scratch.img"
     serial = workdir / "serial.log"
     for stale in (scratch, serial):
@@ -294,6 +298,8 @@ def _boot(img: vmimage.VMImage, workdir: Path, smbios: Mapping[str, str], cdrom:
         "-netdev", netdev_arg(guestfwd), "-device", "virtio-net-pci,netdev=n0",
         *smbios_args(smbios),
     ]
+    if icount is not None:
+        cmd += ["-icount", f"shift={icount},sleep=on"]
     if root_image is not None:
         # snapshot: the guest writes to a temporary overlay, the image stays as built
         cmd += ["-drive", f"file={_escape(str(root_image))},format=raw,if=virtio,snapshot=on"]
