@@ -25,14 +25,12 @@ import os
 
 from cloudinit import sources
 
-from cloudinit_cernvm import providers
+from cloudinit_cernvm import DEFAULT_SEED_DIR, providers
 
 LOG = logging.getLogger(__name__)
 
 #: where the handler shim lives in cloud-init's handlers directory
 HANDLER_SHIM_NAME = "cernvm_handlers.py"
-#: seed.DEFAULT_SEED_DIR, here so that unpickling imports no seed module
-DEFAULT_SEED_DIR = "/mnt/.rw/context"
 
 
 class DataSourceCernVM(sources.DataSource):

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloudinit_cernvm import __version__, contextsh, userdata
+from cloudinit_cernvm import DEFAULT_SEED_DIR, __version__, contextsh, userdata
 from cloudinit_cernvm.userdata import Part, UserDataError
 
 PROG = "cernvm-context"
@@ -35,7 +35,6 @@ LIMITS: dict[str, tuple[int, bool]] = {
     "CloudStack": (32 * 1024, True),
 }
 
-DEFAULT_SEED_DIR = "/mnt/.rw/context"
 DEFAULT_CLOUD_DIR = "/var/lib/cloud"
 
 

@@ -18,9 +18,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from cloudinit_cernvm import providers, ucernvm
-
-DEFAULT_SEED_DIR = "/mnt/.rw/context"
+from cloudinit_cernvm import DEFAULT_SEED_DIR, providers, ucernvm
 
 #: user-data larger than this is refused: no cloud takes more than a few
 #: hundred KiB, so a bigger file is a broken seed, not a context

@@ -31,7 +31,6 @@ sections in a file, as if its own search and download had cost nothing.
 
 from __future__ import annotations
 
-import email
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import yaml
 
+from cloudinit_cernvm import userdata
 from tests.harness import sandbox
 
 from . import image as vmimage
@@ -178,9 +178,8 @@ def inputs(cloud: Cloud, side: str, top: Path, report: bool = False) -> Path:
 
 def amiconfig_sections(user_data: bytes) -> bytes:
     """The ``text/amiconfig`` parts of MIME user-data, as amiconfig reads them."""
-    msg = email.message_from_bytes(user_data)
-    return b"".join(p.get_payload(decode=True) for p in msg.walk()
-                    if p.get_content_type() == "text/amiconfig")
+    return b"".join(p.payload for p in userdata.parse_parts(user_data)
+                    if p.content_type == userdata.AMICONFIG)
 
 
 def boot(cloud: Cloud, side: str, workdir: Path, *, image: vmimage.VMImage,
