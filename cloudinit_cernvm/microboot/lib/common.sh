@@ -4,6 +4,12 @@
 # Globals are upper case and set by fetch-context: WORK (a private work
 # directory), SYSROOT, METADATA_URL, DEADLINE_MS.
 
+# A line end and a tab, for splitting and matching without a process.
+NL='
+'
+# shellcheck disable=SC2034 # read by media.sh
+TAB='	'
+
 # --- log and time ------------------------------------------------------------
 
 log() { printf 'fetch-context: %s\n' "$*" >&2; }
@@ -22,6 +28,22 @@ step() {
     now_ms
     log "$1 ($((NOW_MS - STEP_MS)) ms)"
     STEP_MS=$NOW_MS
+}
+
+# lower WORD: WORD in lower case (ASCII) in LOWER, without a process: each
+# process costs a fork, dear in an emulated or starting machine.
+lower() {
+    _in=$1 LOWER=
+    while [ -n "$_in" ]; do
+        _c=${_in%"${_in#?}"} _in=${_in#?}
+        case $_c in
+            [A-Z])
+                _up=ABCDEFGHIJKLMNOPQRSTUVWXYZ _lo=abcdefghijklmnopqrstuvwxyz
+                while [ "${_up%"${_up#?}"}" != "$_c" ]; do _up=${_up#?} _lo=${_lo#?}; done
+                _c=${_lo%"${_lo#?}"} ;;
+        esac
+        LOWER=$LOWER$_c
+    done
 }
 
 # --- HTTP --------------------------------------------------------------------
@@ -137,8 +159,6 @@ md() {
     [ -n "$_mv" ] && printf '%s\t%s\n' "$1" "$_mv" >>"$WORK/md"
     return 0
 }
-NL='
-'
 
 # md_json FILE KEY=JSONKEY...: md KEY with the string "JSONKEY" of a JSON
 # FILE, for each pair, in one pass.

@@ -53,12 +53,13 @@ cmdline_has() {
     for _w in $CMDLINE; do
         case $_w in *=*) ;; *) continue ;; esac
         case ",$1," in *",${_w%%=*},"*) ;; *) continue ;; esac
-        _want=$(printf '%s' "$2" | tr '[:upper:]' '[:lower:]')
+        lower "$2"
+        _want=$LOWER
         _val=${_w#*=}
         _val=${_val%%;*}
-        _val=$(printf '%s' "${_val%%,*}" | tr '[:upper:]' '[:lower:]')
+        lower "${_val%%,*}"
         # shellcheck disable=SC2254 # the rule's glob
-        case $_val in $_want) COND="kernel command line has $_w"; return 0 ;; esac
+        case $LOWER in $_want) COND="kernel command line has $_w"; return 0 ;; esac
     done
     return 1
 }

@@ -28,42 +28,52 @@ media_list() {
     else
         while read -r _ _ _ _name; do
             case $_name in ''|name|ram*|loop*|zram*) continue ;; esac
-            disk_label "/dev/$_name" && printf '%s\t/dev/%s\t%s\n' \
-                "$DISK_LABEL" "$_name" "$DISK_TYPE" >>"$WORK/media"
+            disk_label "$SYSROOT/dev/$_name" && printf '%s\t%s\t%s\n' \
+                "$DISK_LABEL" "$SYSROOT/dev/$_name" "$DISK_TYPE" >>"$WORK/media"
         done <"$SYSROOT/proc/partitions"
     fi
     return 0
 }
 
-# bytes DEV OFFSET COUNT: COUNT bytes of DEV at OFFSET, trailing blanks cut.
-bytes() {
-    dd if="$1" bs=1 skip="$2" count="$3" 2>/dev/null | tr -d '\000' | sed 's/ *$//'
-}
-
-# disk_label DEV: DISK_LABEL and DISK_TYPE of an iso9660 or vfat disk.
+# disk_label DEV: DISK_LABEL and DISK_TYPE of an iso9660 or vfat disk, read
+# from its first sectors by one hexdump each (the ISO 9660 volume descriptor
+# at 32 KiB, else the FAT boot sector): a line per field, non-printable bytes
+# as ".", trailing blanks and padding cut. Returns 1 for any other disk.
 disk_label() {
-    if [ "$(bytes "$1" 32769 5)" = CD001 ]; then
-        DISK_TYPE=iso9660 DISK_LABEL=$(bytes "$1" 32808 32)
-    elif [ "$(bytes "$1" 82 5)" = FAT32 ]; then
-        DISK_TYPE=vfat DISK_LABEL=$(bytes "$1" 71 11)
+    # "CD001", the system id, the volume id
+    _h=$(hexdump -s 32769 -n 71 -e '5/1 "%_p" "\n" 34/1 "%_p" "\n" 32/1 "%_p" "\n"' "$1" 2>/dev/null)
+    if [ "${_h%%"$NL"*}" = CD001 ]; then
+        DISK_TYPE=iso9660 DISK_LABEL=${_h##*"$NL"}
     else
-        case $(bytes "$1" 54 5) in FAT12|FAT16) ;; *) return 1 ;; esac
-        DISK_TYPE=vfat DISK_LABEL=$(bytes "$1" 43 11)
+        # FAT12/16 label and type, then FAT32 label and type, with the gaps
+        _h=$(hexdump -n 87 -e '43/1 "%_p" "\n" 11/1 "%_p" "\n" 5/1 "%_p" "\n" 12/1 "%_p" "\n" 11/1 "%_p" "\n" 5/1 "%_p" "\n"' "$1" 2>/dev/null)
+        _ifs=$IFS
+        IFS=$NL
+        # shellcheck disable=SC2086 # split into the six fields
+        set -- $_h
+        IFS=$_ifs
+        if [ "${6:-}" = FAT32 ]; then DISK_LABEL=$5
+        else case ${3:-} in FAT12|FAT16) DISK_LABEL=$2 ;; *) return 1 ;; esac
+        fi
+        DISK_TYPE=vfat
     fi
+    DISK_LABEL=${DISK_LABEL%"${DISK_LABEL##*[!. ]}"}
     [ "$DISK_LABEL" != "NO NAME" ] || DISK_LABEL=
     return 0
 }
 
 # media_find LABELGLOB PATH: the first disk whose label matches LABELGLOB
-# and that holds PATH ("-": any). Sets MEDIA (its directory) and
-# MEDIA_LABEL.
+# and that holds PATH. Sets MEDIA (its directory) and MEDIA_LABEL. PATH "-"
+# asks for the label only: the disk is not mounted and MEDIA is not set.
 media_find() {
     media_list
-    while IFS="$(printf '\t')" read -r _lab _dev _typ; do
+    while IFS=$TAB read -r _lab _dev _typ; do
         # shellcheck disable=SC2254 # the rule's glob
         case $_lab in $1) ;; *) continue ;; esac
-        media_mount "$_dev" "$_typ" || continue
-        [ "$2" = - ] || [ -e "$MEDIA/$2" ] || continue
+        if [ "$2" != - ]; then
+            media_mount "$_dev" "$_typ" || continue
+            [ -e "$MEDIA/$2" ] || continue
+        fi
         # shellcheck disable=SC2034 # read by the providers
         MEDIA_LABEL=$_lab
         return 0
