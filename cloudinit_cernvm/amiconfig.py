@@ -26,7 +26,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 LOG = logging.getLogger(__name__)
 
@@ -55,13 +54,29 @@ class TemplateError(ValueError):
     """A ``## template: jinja`` part that cannot be rendered (one line)."""
 
 
-@dataclass
 class Settings:
-    """``datasource: CernVM:`` settings of the amiconfig run."""
+    """``datasource: CernVM:`` settings of the amiconfig run.
 
-    command: list[str] = field(default_factory=lambda: [DEFAULT_COMMAND])
-    timeout: float = DEFAULT_TIMEOUT
-    done_file: str = DONE_FILE
+    The records of this module are plain classes, not dataclasses: see
+    ``seed.Seed``.
+    """
+
+    __slots__ = ("command", "done_file", "timeout")
+
+    def __init__(self, command: list[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 done_file: str = DONE_FILE) -> None:
+        self.command = [DEFAULT_COMMAND] if command is None else command
+        self.timeout = timeout
+        self.done_file = done_file
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and (
+            (self.command, self.timeout, self.done_file)
+            == (other.command, other.timeout, other.done_file))
+
+    def __repr__(self) -> str:
+        return (f"Settings(command={self.command!r}, timeout={self.timeout!r}, "
+                f"done_file={self.done_file!r})")
 
 
 def settings_from(ds_cfg: Mapping | None) -> tuple[Settings, list[str]]:
@@ -229,14 +244,18 @@ def write_json(path: str, record: Mapping) -> None:
     write_private(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 
-@dataclass
 class InstanceMeta:
     """What amiconfig plugins may ask the metadata service for."""
 
-    instance_id: str | None = None
-    local_hostname: str | None = None
-    public_keys: list[str] = field(default_factory=list)
-    availability_zone: str | None = None
+    __slots__ = ("availability_zone", "instance_id", "local_hostname", "public_keys")
+
+    def __init__(self, instance_id: str | None = None, local_hostname: str | None = None,
+                 public_keys: list[str] | None = None,
+                 availability_zone: str | None = None) -> None:
+        self.instance_id = instance_id
+        self.local_hostname = local_hostname
+        self.public_keys = [] if public_keys is None else public_keys
+        self.availability_zone = availability_zone
 
 
 def write_metadata_tree(base: str, meta: InstanceMeta, user_data: bytes) -> str:
@@ -277,17 +296,19 @@ def amiconfig_environment(base: Mapping[str, str], payload: str, context_url: st
 # --- running -----------------------------------------------------------------
 
 
-@dataclass
 class RunResult:
     """How a bounded command ended."""
 
-    argv: list[str]
-    status: int | None = None  # exit status when it exited
-    signal: int | None = None  # the signal that ended it, when one did
-    timed_out: bool = False
-    error: str | None = None  # it could not be started
-    seconds: float = 0.0
-    output: str = ""
+    __slots__ = ("argv", "error", "output", "seconds", "signal", "status", "timed_out")
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.status: int | None = None  # exit status when it exited
+        self.signal: int | None = None  # the signal that ended it, when one did
+        self.timed_out = False
+        self.error: str | None = None  # it could not be started
+        self.seconds = 0.0
+        self.output = ""
 
     @property
     def completed(self) -> bool:
@@ -410,12 +431,14 @@ def mark_done(path: str) -> None:
 # --- one run -------------------------------------------------------------------
 
 
-@dataclass
 class Script:
     """A ``sh.before`` script: run right before amiconfig."""
 
-    name: str
-    text: str
+    __slots__ = ("name", "text")
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
 
 
 def prepare_parts(

@@ -17,16 +17,20 @@ user-data of a new instance, so everything here runs once per instance.
 
 This module only adapts cloud-init's calls to those plain functions; no
 fault of amiconfig, of a script or of a part escapes it as an exception.
+cloud-init imports it whenever it consumes user-data, CernVM parts or not,
+so it imports those modules only when a part needs them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cloudinit_cernvm import amiconfig, ucernvm_record
-from cloudinit_cernvm import userdata as ud
+from cloudinit_cernvm import content_types as ct
+
+if TYPE_CHECKING:
+    from cloudinit_cernvm import amiconfig
 
 LOG = logging.getLogger(__name__)
 
@@ -37,8 +41,8 @@ frequency = "once-per-instance"
 
 CONTENT_START = "__begin__"
 CONTENT_END = "__end__"
-AMICONFIG_TYPES = (ud.AMICONFIG, ud.AMICONFIG_USER_DATA)
-TYPES = (*AMICONFIG_TYPES, ud.UCERNVM, ud.SCRIPT_BEFORE)
+AMICONFIG_TYPES = (ct.AMICONFIG, ct.AMICONFIG_USER_DATA)
+TYPES = (*AMICONFIG_TYPES, ct.UCERNVM, ct.SCRIPT_BEFORE)
 #: this project's records, in the instance directory
 RECORD_DIR = "cernvm"
 
@@ -48,13 +52,15 @@ def list_types() -> list[str]:
     return list(TYPES)
 
 
-@dataclass
 class _Pass:
     """What one pass over the user-data collected, until ``__end__``."""
 
-    parts: list[tuple[str, str]] = field(default_factory=list)
-    scripts: list[amiconfig.Script] = field(default_factory=list)
-    ucernvm_seen: bool = False
+    __slots__ = ("parts", "scripts", "ucernvm_seen")
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, str]] = []
+        self.scripts: list[amiconfig.Script] = []
+        self.ucernvm_seen = False
 
 
 _current: _Pass | None = None
@@ -91,10 +97,12 @@ def _take(data, state: _Pass, ctype: str, name: str, text: str) -> None:
     if ctype in AMICONFIG_TYPES:
         state.parts.append((name, text))
         LOG.debug("CernVM: amiconfig part %s collected (%d bytes)", name, len(text))
-    elif ctype == ud.SCRIPT_BEFORE:
+    elif ctype == ct.SCRIPT_BEFORE:
+        from cloudinit_cernvm import amiconfig
+
         state.scripts.append(amiconfig.Script(name, text))
         LOG.debug("CernVM: sh.before script %s collected", name)
-    elif ctype == ud.UCERNVM:
+    elif ctype == ct.UCERNVM:
         if state.ucernvm_seen:
             LOG.warning("CernVM: %s: a second text/ucernvm part; ignored, as µCernVM"
                         " reads only the first block", name)
@@ -131,6 +139,8 @@ def _seed_ucontext(data) -> dict | None:
 
 
 def _record_ucernvm(data, name: str, text: str) -> None:
+    from cloudinit_cernvm import ucernvm_record
+
     seed_settings = _seed_ucontext(data)
     result = ucernvm_record.check(text, seed_settings, name=f"text/ucernvm part {name}")
     for problem in result.warnings:
@@ -141,6 +151,8 @@ def _record_ucernvm(data, name: str, text: str) -> None:
 
 
 def _instance_meta(data) -> amiconfig.InstanceMeta:
+    from cloudinit_cernvm import amiconfig
+
     ds = data.datasource
     metadata = getattr(ds, "metadata", None) or {}
     try:
@@ -161,6 +173,8 @@ def _instance_meta(data) -> amiconfig.InstanceMeta:
 
 
 def _template_variables(data, meta: amiconfig.InstanceMeta) -> dict:
+    from cloudinit_cernvm import amiconfig
+
     paths = data.paths
     instance = amiconfig.load_instance_data(getattr(paths, "run_dir", "/run/cloud-init"))
     v1 = instance.get("v1") if isinstance(instance.get("v1"), dict) else {}
@@ -174,6 +188,8 @@ def _template_variables(data, meta: amiconfig.InstanceMeta) -> dict:
 def _finish(data, state: _Pass) -> None:
     if not state.parts and not state.scripts:
         return
+    from cloudinit_cernvm import amiconfig
+
     cernvm_dir = _cernvm_dir(data)
     if amiconfig.already_done(cernvm_dir):
         LOG.info("CernVM: amiconfig already ran for this instance (%s); not run again",

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import stat
-from dataclasses import dataclass, field
 
 from cloudinit_cernvm import DEFAULT_SEED_DIR, providers, ucernvm
 
@@ -44,16 +43,25 @@ class SeedError(Exception):
     """The directory is a seed, but it cannot be used (one-line reason)."""
 
 
-@dataclass
 class Seed:
-    """What the microboot stage saved, read and checked."""
+    """What the microboot stage saved, read and checked.
 
-    path: str
-    provider: str
-    user_data: bytes
-    meta_data: dict = field(default_factory=dict)
-    ucontext_text: str = ""
-    problems: list[str] = field(default_factory=list)
+    A plain class, as are the other records of the boot path: a dataclass
+    generates its methods with ``exec`` when its module is imported, which
+    costs every cloud-init stage that imports it.
+    """
+
+    __slots__ = ("meta_data", "path", "problems", "provider", "ucontext_text", "user_data")
+
+    def __init__(self, path: str, provider: str, user_data: bytes,
+                 meta_data: dict | None = None, ucontext_text: str = "",
+                 problems: list[str] | None = None) -> None:
+        self.path = path
+        self.provider = provider
+        self.user_data = user_data
+        self.meta_data = {} if meta_data is None else meta_data
+        self.ucontext_text = ucontext_text
+        self.problems = [] if problems is None else problems
 
     @property
     def known_provider(self) -> bool:

@@ -30,8 +30,6 @@ Standard library only: this module is on the boot path.
 
 from __future__ import annotations
 
-import difflib
-
 BEGIN = "[ucernvm-begin]"
 END = "[ucernvm-end]"
 PREFIX = "_UCONTEXT_"
@@ -135,6 +133,8 @@ def suggest(key: str) -> str | None:
     ``cvmfs_proxy`` gives ``cvmfs_http_proxy``. Matching ignores case and
     surrounding blanks.
     """
+    import difflib  # only for a key that is not known: the boot path rarely needs it
+
     wanted = key.strip().upper()
     if wanted in _KNOWN_UPPER:
         return _KNOWN_UPPER[wanted]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from cloudinit_cernvm import ucernvm
 from cloudinit_cernvm.amiconfig import private_dir, write_json, write_private
@@ -40,15 +39,20 @@ def shown(key: str, value: str) -> str:
     return "(hidden)" if is_secret(key) else repr(value)
 
 
-@dataclass
 class Check:
-    """The settings of a ``text/ucernvm`` part and what is wrong with them."""
+    """The settings of a ``text/ucernvm`` part and what is wrong with them.
 
-    settings: dict[str, str]
-    unknown: list[str] = field(default_factory=list)
-    differences: list[dict] = field(default_factory=list)
-    compared: bool = False
-    warnings: list[str] = field(default_factory=list)
+    A plain class, not a dataclass: see ``seed.Seed``.
+    """
+
+    __slots__ = ("compared", "differences", "settings", "unknown", "warnings")
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        self.settings = settings
+        self.unknown: list[str] = []
+        self.differences: list[dict] = []
+        self.compared = False
+        self.warnings: list[str] = []
 
 
 def check(text: str, seed_ucontext: Mapping[str, str] | None, name: str = "text/ucernvm") -> Check:

@@ -71,21 +71,21 @@ import quopri
 import re
 import secrets
 import zlib
-from dataclasses import dataclass, field
 
 from cloudinit_cernvm import ucernvm
+from cloudinit_cernvm.content_types import (
+    AMICONFIG,
+    AMICONFIG_USER_DATA,
+    CLOUD_CONFIG,
+    SCRIPT,
+    SCRIPT_BEFORE,
+    UCERNVM,
+)
 
 #: Most bytes gzip user-data may expand to (cloud-init's own limit on
 #: user-data is far lower; no real context comes close).
 MAX_DECOMPRESSED = 16 * 1024 * 1024
 
-#: CernVM's own MIME types (DESIGN.md), and the type of before-scripts.
-AMICONFIG = "text/amiconfig"
-AMICONFIG_USER_DATA = "text/amiconfig-user-data"
-UCERNVM = "text/ucernvm"
-SCRIPT = "text/x-shellscript"
-SCRIPT_BEFORE = "text/x-shellscript-before-amiconfig"
-CLOUD_CONFIG = "text/cloud-config"
 #: header carrying the CernVM script marker (``before``/``after``)
 SCRIPT_HEADER = "X-CernVM-Script"
 
@@ -118,7 +118,6 @@ class UserDataError(ValueError):
     """
 
 
-@dataclass
 class Part:
     """One MIME part, decoded.
 
@@ -128,13 +127,18 @@ class Part:
     they came (not text): the body to write verbatim with its own
     ``Content-Transfer-Encoding`` header. ``line`` is where the part
     starts in old-syntax input (1-based), 0 for MIME input.
+
+    A plain class, not a dataclass: see ``seed.Seed``.
     """
 
-    headers: list[tuple[str, str]]
-    payload: bytes
-    encoded: bytes | None = None
-    line: int = 0
-    lines_dropped: list[int] = field(default_factory=list)
+    __slots__ = ("encoded", "headers", "line", "payload")
+
+    def __init__(self, headers: list[tuple[str, str]], payload: bytes,
+                 encoded: bytes | None = None, line: int = 0) -> None:
+        self.headers = headers
+        self.payload = payload
+        self.encoded = encoded
+        self.line = line
 
     @property
     def content_type(self) -> str:
@@ -170,11 +174,13 @@ def _lines(text: str) -> list[str]:
     return lines
 
 
-@dataclass
 class _Segment:
-    kind: str  # script, ucernvm, cloud-config, ini
-    start: int  # 0-based index of the first line
-    lines: list[str]
+    __slots__ = ("kind", "lines", "start")
+
+    def __init__(self, kind: str, start: int, lines: list[str]) -> None:
+        self.kind = kind  # script, ucernvm, cloud-config, ini
+        self.start = start  # 0-based index of the first line
+        self.lines = lines
 
 
 def _segments(text: str) -> list[_Segment]:
