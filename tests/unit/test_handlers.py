@@ -7,8 +7,13 @@ the interface the shim re-exports and the promise that no fault escapes.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 from cloudinit_cernvm import handler_shim, handlers
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shim_reexports_the_handlers():
@@ -35,3 +40,31 @@ def test_a_fault_is_one_warning_never_an_exception(caplog):
     assert len(warnings) == 2, warnings
     assert warnings[0].startswith("CernVM: text/ucernvm handler failed on part-001: AttributeError")
     assert warnings[1].startswith("CernVM: __end__ handler failed on None: AttributeError")
+
+
+def _modules_after(code: str) -> set[str]:
+    """The package's modules a fresh interpreter holds after ``code``."""
+    probe = (code + "\nimport sys\n"
+             "print(' '.join(m for m in sys.modules if m.startswith('cloudinit_cernvm')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_loading_the_handlers_imports_no_converter_and_no_runner():
+    # cloud-init imports the handlers whenever it consumes user-data, with
+    # CernVM parts or without: they must cost next to nothing until a part comes.
+    assert _modules_after("from cloudinit_cernvm import handler_shim") == {
+        "cloudinit_cernvm", "cloudinit_cernvm.content_types", "cloudinit_cernvm.handler_shim",
+        "cloudinit_cernvm.handlers"}
+
+
+def test_a_before_script_part_brings_the_runner():
+    loaded = _modules_after(
+        "from cloudinit_cernvm import handlers\n"
+        "handlers.handle_part(None, '__begin__', None, None)\n"
+        "handlers.handle_part(None, 'text/x-shellscript-before-amiconfig', 'p', '#!/bin/sh\\n')\n"
+        "assert handlers._current.scripts[0].name == 'p'\n")
+    assert "cloudinit_cernvm.amiconfig" in loaded
+    assert "cloudinit_cernvm.userdata" not in loaded
