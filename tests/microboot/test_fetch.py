@@ -9,6 +9,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.metadata import TOKEN, Instance, MetadataService
 
 from .conftest import Machine, run_fetch, seed_files
@@ -374,3 +376,31 @@ def test_ucontext_in_plain_mime_part(fetch) -> None:
     ud = (SAMPLES / "mime-as-printed.txt").read_bytes()
     # its boundaries do not match its header: the text itself is searched
     assert ucontext_of(fetch, ud) == b"_UCONTEXT_KEY1=value1\n_UCONTEXT_KEY2=value2\n"
+
+
+def _mime(*parts: tuple[str, bytes, bool]) -> bytes:
+    """Multipart user-data of (type, body, base64?) parts."""
+    out = b'Content-Type: multipart/mixed; boundary="==B=="\nMIME-Version: 1.0\n\n'
+    for ctype, body, b64 in parts:
+        out += f"--==B==\nContent-Type: {ctype}\n".encode()
+        if b64:
+            out += b"Content-Transfer-Encoding: base64\n\n" + base64.encodebytes(body)
+        else:
+            out += b"\n" + body
+    return out + b"--==B==--\n"
+
+
+def test_ucontext_in_a_later_plain_mime_part(fetch) -> None:
+    ud = _mime(("text/cloud-config", b"#cloud-config\n{}\n", False),
+               ("text/x-shellscript", b"#!/bin/sh\necho [ucernvm-begin]\n", False),
+               ("text/ucernvm", b"[ucernvm-begin]\r\ncvmfs_tag=v2\r\n[ucernvm-end]\r\n", False))
+    assert ucontext_of(fetch, ud) == b"_UCONTEXT_CVMFS_TAG=v2\n"
+
+
+@pytest.mark.parametrize("base64_first", [True, False])
+def test_ucontext_first_block_in_part_order(fetch, base64_first: bool) -> None:
+    encoded = ("text/ucernvm", b"[ucernvm-begin]\nwho=encoded\n[ucernvm-end]\n", True)
+    plain = ("text/ucernvm", b"[ucernvm-begin]\nwho=plain\n[ucernvm-end]\n", False)
+    ud = _mime(*((encoded, plain) if base64_first else (plain, encoded)))
+    want = b"encoded" if base64_first else b"plain"
+    assert ucontext_of(fetch, ud) == b"_UCONTEXT_WHO=" + want + b"\n"

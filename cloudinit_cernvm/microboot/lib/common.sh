@@ -225,8 +225,9 @@ seed_write() {
         if [ -s "$WORK/$_f" ]; then set -- "$@" "$WORK/$_f"; else _stale="$_stale $_seed/$_f"; fi
     done
     set -- "$@" "$WORK/source"
-    if ! { [ -d "$_seed" ] || mkdir -p "$_seed"; } || ! chmod 700 "$_seed" ||
-        ! mkdir "$_new" || ! cp "$@" "$_new/"; then
+    # mkdir -p makes SEED too when it is missing; one left by a run with the
+    # same process id (an initramfs has few) is reused.
+    if ! mkdir -p "$_new" || ! chmod 700 "$_seed" || ! cp "$@" "$_new/"; then
         log "cannot write into $_seed"
         rm -rf "$_new"
         return 1
@@ -238,7 +239,7 @@ seed_write() {
     # medium (0444) would be 0400.
     chmod 600 "$@" || { log "cannot set the seed's modes"; rm -rf "$_new"; return 1; }
     # shellcheck disable=SC2086 # file names, one word each
-    rm -f $_stale
+    [ -z "$_stale" ] || rm -f $_stale
     mv -f "$@" "$_seed/" && rmdir "$_new" && return 0
     log "cannot move the seed into $_seed"
     return 1

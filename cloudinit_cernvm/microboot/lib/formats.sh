@@ -14,10 +14,11 @@ b64() {
 
 # gunzip_capped FILE: FILE unpacked in place if it is gzip, at most GZIP_CAP.
 gunzip_capped() {
-    case $(od -An -tx1 -N2 "$1") in *1f\ 8b*) ;; *) return 0 ;; esac
+    [ "$(hexdump -n 2 -e '2/1 "%02x"' "$1")" = 1f8b ] || return 0
     rm -f "$1.gzfail"
     { gunzip -c "$1" 2>/dev/null || : >"$1.gzfail"; } | head -c $((GZIP_CAP + 1)) >"$1.gunzip"
-    _size=$(wc -c <"$1.gunzip")
+    file_size "$1.gunzip"
+    _size=$SIZE
     if [ "$_size" -gt "$GZIP_CAP" ]; then
         log "gzip user-data unpacks to more than $GZIP_CAP bytes: refused"
         return 1
@@ -28,6 +29,14 @@ gunzip_capped() {
     fi
     mv -f "$1.gunzip" "$1"
     log "user-data was gzip: $_size bytes unpacked"
+}
+
+# file_size FILE: its size in bytes in SIZE (ls runs in the forked shell;
+# wc would be a second program).
+file_size() {
+    # shellcheck disable=SC2046 # ls -ln's fields
+    set -- $(ls -ln "$1")
+    SIZE=$5
 }
 
 # json_strs FILE NAME=KEY...: "NAME<TAB>value" for the first string value of
@@ -115,9 +124,9 @@ json_files() {
 
 # json_obj_values KEY FILE: the string values of the object "KEY", a line each.
 json_obj_values() {
-    tr '\n' ' ' <"$2" | awk -v key="$1" '{
-        if (!match($0, "\"" key "\"[ \t]*:[ \t]*[{]")) exit
-        s = substr($0, RSTART + RLENGTH); n = 0; out = ""; instr = 0
+    awk -v key="$1" '{ all = all " " $0 } END {
+        if (!match(all, "\"" key "\"[ \t]*:[ \t]*[{]")) exit
+        s = substr(all, RSTART + RLENGTH); n = 0; out = ""; instr = 0
         while (s != "") {
             c = substr(s, 1, 1); s = substr(s, 2)
             if (!instr) {
@@ -131,7 +140,7 @@ json_obj_values() {
             else if (c == "\"") { instr = 0; if (isval) printf "%s\n", out; continue }
             out = out c
         }
-    }'
+    }' "$2"
 }
 
 # ucontext IN OUT: the first µCernVM block of IN as _UCONTEXT_KEY=value
@@ -141,18 +150,21 @@ json_obj_values() {
 ucontext() {
     _flat=$1 _first=
     IFS= read -r _first <"$1"
-    case $_first in *:*) mime_parts "$1" "$WORK/parts" ;; esac    # a header line
-    if [ -s "$WORK/parts/list" ]; then
+    case $_first in *:*) mime_parts "$1" ;; esac    # a header line
+    if [ -s "$WORK/parts" ]; then
         _flat=$WORK/flat
-        : >"$_flat"
-        while read -r _part _enc; do
-            if [ "$_enc" = base64 ]; then
-                b64 "$_part" "$_part.dec" "a base64 MIME part" && cat "$_part.dec" >>"$WORK/flat"
-            else
-                cat "$_part" >>"$WORK/flat"
-            fi
-            echo >>"$WORK/flat"
-        done <"$WORK/parts/list"
+        # Only base64 parts need more than the flat text mime_parts wrote.
+        if [ -e "$WORK/parts.base64" ]; then
+            : >"$_flat"
+            while read -r _part _enc; do
+                if [ "$_enc" = base64 ]; then
+                    b64 "$_part" "$_part.dec" "a base64 MIME part" && cat "$_part.dec" >>"$_flat"
+                else
+                    cat "$_part" >>"$_flat"
+                fi
+                echo >>"$_flat"
+            done <"$WORK/parts"
+        fi
     fi
     awk '
         BEGIN { split("yes on true", t, " "); split("no off false", f, " ")
@@ -170,11 +182,12 @@ ucontext() {
         }' "$_flat" >"$2"
 }
 
-# mime_parts IN DIR: when IN is MIME multipart, each part body in DIR/N and
-# DIR/list holding "DIR/N ENCODING" lines; else an empty DIR/list.
+# mime_parts IN: when IN is MIME multipart, each part body in WORK/part.N,
+# WORK/parts holding "WORK/part.N ENCODING" lines, and WORK/flat the bodies
+# in order, each followed by an empty line (base64 ones left out, and
+# WORK/parts.base64 made: ucontext decodes them); else an empty WORK/parts.
 mime_parts() {
-    mkdir -p "$2"
-    awk -v dir="$2" '
+    awk -v dir="$WORK" '
         { sub(/\r$/, "") }
         state == 0 {
             if ($0 == "") { state = (bnd == "" ? 9 : 1); next }
@@ -186,18 +199,28 @@ mime_parts() {
             next
         }
         state == 9 { exit }
-        $0 == "--" bnd "--" { if (out != "") close(out); exit }
+        $0 == "--" bnd "--" { end_part(); exit }
         $0 == "--" bnd {
-            if (out != "") close(out)
-            n++; out = dir "/" n; printf "" > out; enc = "7bit"; inhdr = 1; next
+            end_part()
+            n++; out = dir "/part." n; printf "" > out; enc = "7bit"; inhdr = 1; next
         }
         out == "" { next }
         inhdr {
-            if ($0 == "") { inhdr = 0; print out " " enc >> (dir "/list"); next }
+            if ($0 == "") {
+                inhdr = 0; print out " " enc >> (dir "/parts")
+                if (enc == "base64") printf "" > (dir "/parts.base64")
+                next
+            }
             if (tolower($0) ~ /^content-transfer-encoding:[ \t]*base64/) enc = "base64"
             next
         }
-        { print > out }
+        { print > out; if (enc != "base64") print > (dir "/flat") }
+        function end_part() {
+            if (out == "") return
+            close(out)
+            if (!inhdr && enc != "base64") print "" > (dir "/flat")
+            out = ""
+        }
+        END { end_part(); printf "" >> (dir "/parts"); printf "" >> (dir "/flat") }
     ' "$1"
-    [ -e "$2/list" ] || : >"$2/list"
 }

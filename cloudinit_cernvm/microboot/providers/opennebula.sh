@@ -5,13 +5,12 @@
 # (base64); instance-id from VMID; keys from SSH_PUBLIC_KEY and ROOT_PUBKEY
 # (a file on the CD).
 
-# context_vars FILE DIR: each NAME=value assignment of FILE as DIR/NAME
-# holding the value (single and double quotes, backslashes, "export"
+# context_vars FILE PREFIX: each NAME=value assignment of FILE as the file
+# PREFIXNAME holding the value (single and double quotes, backslashes, "export"
 # understood; $(...), `...` and $VAR kept as text, never run; other lines
 # skipped).
 context_vars() {
-    mkdir -p "$2"
-    awk -v dir="$2" '
+    awk -v prefix="$2" '
         { s = s $0 "\n" }
         END {
             n = length(s); i = 1
@@ -61,7 +60,7 @@ context_vars() {
                 }
                 val[name] = v
             }
-            for (k in val) { f = dir "/" k; printf "%s", val[k] > f; close(f) }
+            for (k in val) { f = prefix k; printf "%s", val[k] > f; close(f) }
         }' "$1"
 }
 
@@ -69,29 +68,35 @@ provider_fetch() {
     media_find CONTEXT context.sh || media_find '*' context.sh ||
         { log "OpenNebula: no disk holding context.sh"; return 1; }
     log "OpenNebula: context.sh on the disk labelled \"$MEDIA_LABEL\""
-    _c=$WORK/ctx
+    # the values as WORK/ctx.NAME, read with value (no process) where one
+    # line is meant
+    _c=$WORK/ctx.
     context_vars "$MEDIA/context.sh" "$_c"
     _ud=
-    for _v in USER_DATA USERDATA; do [ -e "$_c/$_v" ] && { _ud=$_v; break; }; done
+    for _v in USER_DATA USERDATA; do [ -e "$_c$_v" ] && { _ud=$_v; break; }; done
     if [ -n "$_ud" ]; then
-        case $(cat "$_c/USERDATA_ENCODING" 2>/dev/null) in
-            '') cp "$_c/$_ud" "$WORK/user-data" ;;
-            base64) b64 "$_c/$_ud" "$WORK/user-data" "$_ud" || return 1 ;;
+        value ctx.USERDATA_ENCODING
+        case $VALUE in
+            '') mv "$_c$_ud" "$WORK/user-data" ;;
+            base64) b64 "$_c$_ud" "$WORK/user-data" "$_ud" || return 1 ;;
             *) log "OpenNebula: unknown USERDATA_ENCODING"; return 1 ;;
         esac
-    elif [ -e "$_c/EC2_USER_DATA" ]; then
-        b64 "$_c/EC2_USER_DATA" "$WORK/user-data" EC2_USER_DATA || return 1
+    elif [ -e "${_c}EC2_USER_DATA" ]; then
+        b64 "${_c}EC2_USER_DATA" "$WORK/user-data" EC2_USER_DATA || return 1
     else
         : >"$WORK/user-data"
     fi
     # OpenNebula's own id of the VM: a new one for every instance.
-    [ -s "$_c/VMID" ] && md instance-id "$(cat "$_c/VMID")"
+    value ctx.VMID
+    md instance-id "$VALUE"
     for _v in SET_HOSTNAME HOSTNAME; do
-        [ -s "$_c/$_v" ] && { md local-hostname "$(cat "$_c/$_v")"; break; }
+        value "ctx.$_v"
+        [ -n "$VALUE" ] && { md local-hostname "$VALUE"; break; }
     done
-    [ -e "$_c/SSH_PUBLIC_KEY" ] && md_keys "$_c/SSH_PUBLIC_KEY"
-    if [ -s "$_c/ROOT_PUBKEY" ]; then
-        _k=$(cat "$_c/ROOT_PUBKEY")
+    [ -e "${_c}SSH_PUBLIC_KEY" ] && md_keys "${_c}SSH_PUBLIC_KEY"
+    value ctx.ROOT_PUBKEY
+    if [ -n "$VALUE" ]; then
+        _k=$VALUE
         case /$_k/ in
             */../*) log "OpenNebula: ROOT_PUBKEY leaves the disk; ignored" ;;
             *) if [ -f "$MEDIA/$_k" ]; then md_keys "$MEDIA/$_k"
