@@ -231,6 +231,21 @@ def test_run_past_the_limit_kills_the_whole_group(tmp_path):
         assert not _running(pid), pid
 
 
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
+def test_run_waits_for_the_end_or_the_limit_either_way(tmp_path, monkeypatch, pidfd):
+    # Linux 5.3 and Python 3.9 give a pidfd; without it, Popen.wait polls.
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    elif not hasattr(os, "pidfd_open"):
+        pytest.skip("no os.pidfd_open in this Python")
+    done = amiconfig.run_bounded([script(tmp_path, "sleep 0.2; exit 3\n")],
+                                 {"PATH": "/bin:/usr/bin"}, 10, str(tmp_path / "o"))
+    assert (done.status, done.timed_out) == (3, False) and done.seconds >= 0.2
+    late = amiconfig.run_bounded([script(tmp_path, "exec sleep 30\n")],
+                                 {"PATH": "/bin:/usr/bin"}, 0.3, str(tmp_path / "o"), grace=0.1)
+    assert late.timed_out and late.signal == signal.SIGTERM and late.status is None
+
+
 def _running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
