@@ -171,9 +171,15 @@ md_json() {
 # md_file KEY NAME: md KEY with the first line of WORK/NAME.
 md_file() { value "$2"; md "$1" "$VALUE"; }
 
+# md_keys FILE: md public-keys for each line of FILE but blank and comment
+# lines (a line end's CR cut), read by the shell: key files are short.
 md_keys() {
     [ -s "$1" ] || return 0
-    awk '{ sub(/\r$/, "") } !/^[ \t]*(#|$)/ { print "public-keys\t" $0 }' "$1" >>"$WORK/md"
+    while IFS= read -r _k || [ -n "$_k" ]; do
+        case $_k in *[[:cntrl:]]) _k=${_k%?} ;; esac    # a CR
+        case ${_k#"${_k%%[! "$TAB"]*}"} in ''|'#'*) continue ;; esac
+        printf 'public-keys\t%s\n' "$_k" >>"$WORK/md"
+    done <"$1"
 }
 
 # meta_json IN OUT: key<TAB>value lines to a JSON object, strings escaped.
@@ -181,9 +187,11 @@ meta_json() {
     awk -F '\t' '
         BEGIN { n = split("instance-id local-hostname public-keys availability-zone region", order, " ")
                 for (i = 1; i <= n; i++) seen[order[i]] = 1
-                for (i = 1; i < 32; i++) ctl[sprintf("%c", i)] = sprintf("\\u%04x", i)
-                ctl["\n"] = "\\n"; ctl["\t"] = "\\t"; ctl["\r"] = "\\r" }
+                for (i = 1; i < 32; i++) { c = sprintf("%c", i); ctl[c] = sprintf("\\u%04x", i); cc = cc c }
+                ctl["\n"] = "\\n"; ctl["\t"] = "\\t"; ctl["\r"] = "\\r"
+                special = "[\\\\\"" cc "]" }
         function esc(s,   out, c, i) {
+            if (s !~ special) return "\"" s "\""    # most values: nothing to escape
             out = ""
             for (i = 1; i <= length(s); i++) {
                 c = substr(s, i, 1)

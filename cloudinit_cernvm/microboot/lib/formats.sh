@@ -143,51 +143,57 @@ json_obj_values() {
     }' "$2"
 }
 
+# The µCernVM block reader, shared by ucontext's two awk programs: ublock
+# takes the lines in order (CRs cut) and gathers the first block's settings
+# as _UCONTEXT_KEY=value lines in ub_out; ub_done once the block has ended.
+UBLOCK_AWK='
+function ublock(line,   i, k, v, lv) {
+    if (ub_done) return
+    if (!ub_in) { if (line == "[ucernvm-begin]") ub_in = 1; return }
+    if (line == "[ucernvm-end]") { ub_done = 1; return }
+    i = index(line, "="); if (i < 2) return
+    k = toupper(substr(line, 1, i - 1)); v = substr(line, i + 1)
+    if (k !~ /^[A-Z0-9_]+$/) return
+    lv = tolower(v)
+    if (lv == "yes" || lv == "on" || lv == "true") v = 1
+    else if (lv == "no" || lv == "off" || lv == "false") v = 0
+    ub_out = ub_out "_UCONTEXT_" k "=" v "\n"
+}'
+
 # ucontext IN OUT: the first µCernVM block of IN as _UCONTEXT_KEY=value
 # lines (µCernVM's rules: exact marker lines, split at the first "=", key
 # upper-cased, yes/on/true -> 1 and no/off/false -> 0 in any case). MIME
 # parts are looked into, base64 ones decoded. OUT is empty when no block.
+# One awk in the common cases: plain user-data, or MIME without base64.
 ucontext() {
-    _flat=$1 _first=
+    _first=
     IFS= read -r _first <"$1"
-    case $_first in *:*) mime_parts "$1" ;; esac    # a header line
-    if [ -s "$WORK/parts" ]; then
+    case $_first in *:*) mime_parts "$1" "$2" ;; esac    # a header line
+    [ -e "$WORK/parts.done" ] && return 0
+    _flat=$1
+    if [ -s "$WORK/parts" ]; then    # MIME with base64 parts: decode, then read
         _flat=$WORK/flat
-        # Only base64 parts need more than the flat text mime_parts wrote.
-        if [ -e "$WORK/parts.base64" ]; then
-            : >"$_flat"
-            while read -r _part _enc; do
-                if [ "$_enc" = base64 ]; then
-                    b64 "$_part" "$_part.dec" "a base64 MIME part" && cat "$_part.dec" >>"$_flat"
-                else
-                    cat "$_part" >>"$_flat"
-                fi
-                echo >>"$_flat"
-            done <"$WORK/parts"
-        fi
+        : >"$_flat"
+        while read -r _part _enc; do
+            if [ "$_enc" = base64 ]; then
+                b64 "$_part" "$_part.dec" "a base64 MIME part" && cat "$_part.dec" >>"$_flat"
+            else
+                cat "$_part" >>"$_flat"
+            fi
+            echo >>"$_flat"
+        done <"$WORK/parts"
     fi
-    awk '
-        BEGIN { split("yes on true", t, " "); split("no off false", f, " ")
-                for (i in t) truth[t[i]] = 1; for (i in f) truth[f[i]] = 0 }
-        { sub(/\r$/, "") }
-        done { exit }
-        !inblk { if ($0 == "[ucernvm-begin]") inblk = 1; next }
-        $0 == "[ucernvm-end]" { done = 1; next }
-        {
-            i = index($0, "="); if (i < 2) next
-            k = toupper(substr($0, 1, i - 1)); v = substr($0, i + 1)
-            if (k !~ /^[A-Z0-9_]+$/) next
-            if (tolower(v) in truth) v = truth[tolower(v)]
-            print "_UCONTEXT_" k "=" v
-        }' "$_flat" >"$2"
+    awk "$UBLOCK_AWK"'
+        { sub(/\r$/, ""); ublock($0); if (ub_done) exit }
+        END { printf "%s", ub_out }' "$_flat" >"$2"
 }
 
-# mime_parts IN: when IN is MIME multipart, each part body in WORK/part.N,
-# WORK/parts holding "WORK/part.N ENCODING" lines, and WORK/flat the bodies
-# in order, each followed by an empty line (base64 ones left out, and
-# WORK/parts.base64 made: ucontext decodes them); else an empty WORK/parts.
+# mime_parts IN OUT: when IN is MIME multipart, each part body in
+# WORK/part.N and WORK/parts holding "WORK/part.N ENCODING" lines. Without
+# base64 parts, the µCernVM block of the parts is written to OUT at once and
+# WORK/parts.done made; else ucontext decodes them and reads the block.
 mime_parts() {
-    awk -v dir="$WORK" '
+    awk -v dir="$WORK" -v result="$2" "$UBLOCK_AWK"'
         { sub(/\r$/, "") }
         state == 0 {
             if ($0 == "") { state = (bnd == "" ? 9 : 1); next }
@@ -199,28 +205,25 @@ mime_parts() {
             next
         }
         state == 9 { exit }
-        $0 == "--" bnd "--" { end_part(); exit }
+        $0 == "--" bnd "--" { exit }
         $0 == "--" bnd {
-            end_part()
+            if (out != "") close(out)
             n++; out = dir "/part." n; printf "" > out; enc = "7bit"; inhdr = 1; next
         }
         out == "" { next }
         inhdr {
             if ($0 == "") {
                 inhdr = 0; print out " " enc >> (dir "/parts")
-                if (enc == "base64") printf "" > (dir "/parts.base64")
+                if (enc == "base64") base64 = 1
                 next
             }
             if (tolower($0) ~ /^content-transfer-encoding:[ \t]*base64/) enc = "base64"
             next
         }
-        { print > out; if (enc != "base64") print > (dir "/flat") }
-        function end_part() {
-            if (out == "") return
-            close(out)
-            if (!inhdr && enc != "base64") print "" > (dir "/flat")
-            out = ""
+        { print > out; if (enc != "base64") ublock($0) }
+        END {
+            if (out != "") close(out)
+            if (n > 0 && !base64) { printf "%s", ub_out > result; printf "" > (dir "/parts.done") }
         }
-        END { end_part(); printf "" >> (dir "/parts"); printf "" >> (dir "/flat") }
     ' "$1"
 }
