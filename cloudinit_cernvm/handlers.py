@@ -132,8 +132,8 @@ def _seed_ucontext(data) -> dict | None:
     from cloudinit_cernvm import seed as seedlib
 
     try:
-        return seedlib.read_seed(seed_dir).ucontext
-    except (seedlib.NoSeed, seedlib.SeedError) as err:
+        return seedlib.read_ucontext(seed_dir)
+    except seedlib.SeedError as err:
         LOG.warning("CernVM: µCernVM part not compared with the seed: %s", err)
         return None
 

@@ -131,6 +131,20 @@ def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
     return Seed(path, provider, user_data, meta_data, ucontext_text, problems)
 
 
+def read_ucontext(path: str = DEFAULT_SEED_DIR) -> dict[str, str]:
+    """The settings of the seed's ``ucontext`` alone ({} when it has none).
+
+    For the ``text/ucernvm`` part-handler, which compares them with the
+    user-data's: it need not read the user-data (up to 16 MiB) again.
+    Raises :class:`SeedError` when the file is there but cannot be read.
+    """
+    problems: list[str] = []
+    text = _read_optional_text(os.path.join(path, "ucontext"), problems)
+    if problems:
+        raise SeedError(problems[0])
+    return ucernvm.parse_ucontext(text)
+
+
 def instance_id(seed: Seed, dmi_uuid: str | None) -> str:
     """The instance id: from meta-data, else the DMI UUID, else the seed digest."""
     iid = seed.meta_data.get("instance-id")

@@ -42,6 +42,17 @@ def test_legacy_seed_without_meta_data(tmp_path):
     assert s.problems == []
 
 
+def test_ucontext_alone_without_the_user_data(tmp_path):
+    d = write(tmp_path / "s", source="EC2\n", ucontext="_UCONTEXT_CVMFS_BRANCH=prod\nnoise\n")
+    (d / "user-data").mkdir()   # not read: a directory would refuse the whole seed
+    assert seed.read_ucontext(str(d)) == {"_UCONTEXT_CVMFS_BRANCH": "prod"}
+    (d / "ucontext").unlink()
+    assert seed.read_ucontext(str(d)) == {}
+    (d / "ucontext").mkdir()
+    with pytest.raises(seed.SeedError, match=r"cannot read .*ucontext"):
+        seed.read_ucontext(str(d))
+
+
 @pytest.mark.parametrize(("name", "cloud"), sorted(providers.CLOUD_NAMES.items()))
 def test_every_provider_maps_to_cloud_inits_spelling(tmp_path, name, cloud):
     s = seed.read_seed(str(write(tmp_path / "s", source=name.upper() + "\n", user_data="")))
