@@ -30,7 +30,8 @@ fuzz: setup
 demo: setup
 	$(PY) tools/demo.py
 
-# The last one boots the test VM (about an hour under qemu's software emulation).
+# The last one boots the test VM, 42 boots (about 25 minutes under qemu's software
+# emulation).
 bench:
 	@tools/bootstrap --vm
 	$(PY) bench/microboot.py
