@@ -93,7 +93,7 @@ provider_fetch() {
         value "ctx.$_v"
         [ -n "$VALUE" ] && { md local-hostname "$VALUE"; break; }
     done
-    [ -e "${_c}SSH_PUBLIC_KEY" ] && md_keys "${_c}SSH_PUBLIC_KEY"
+    md_keys "${_c}SSH_PUBLIC_KEY"
     value ctx.ROOT_PUBKEY
     if [ -n "$VALUE" ]; then
         _k=$VALUE
