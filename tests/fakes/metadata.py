@@ -240,7 +240,8 @@ class MetadataService:
     def __init__(self, provider: str, user_data: bytes | None = None, *,
                  instance: Instance | None = None, port: int = 0, host: str = "127.0.0.1",
                  lifetime: float = 120.0, imds_v1_only: bool = False,
-                 gce_encoding: str | None = None) -> None:
+                 gce_encoding: str | None = None,
+                 answers: dict[str, Reply] | None = None) -> None:
         if provider not in PROVIDERS:
             raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
         self.provider = provider
@@ -249,6 +250,9 @@ class MetadataService:
         self._lock = threading.Lock()
         self._routes = _Routes(provider, user_data, instance or Instance(),
                                imds_v1_only, gce_encoding)
+        #: answers that replace the provider's own, by path with its query
+        #: (hostile or broken services in tests)
+        self.answers = dict(answers or {})
         self._port = port
         self._host = host
         self._stop = threading.Event()
@@ -335,7 +339,10 @@ class MetadataService:
             def _serve(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 req = Request(self.command, self.path, headers)
-                status, body = service._routes.answer(self.command, self.path, headers)
+                reply = service.answers.get(self.path)
+                if reply is None:
+                    reply = service._routes.answer(self.command, self.path, headers)
+                status, body = reply
                 req.status = status
                 service._record(req)
                 self.send_response(status)

@@ -64,7 +64,9 @@ json_strs() {
 # json_files FILE DIR: each scalar of the JSON object in FILE at depth 1 as
 # DIR/KEY, at depth 2 as DIR/PARENT.KEY, holding the value: strings with
 # their escapes undone (\n a line end, \uXXXX as UTF-8), numbers and
-# literals as written. Keys holding "/" or starting with "." are skipped.
+# literals as written. The file name comes from the server's answer, so a
+# key or parent that is not a plain name (letters, digits, "_", "-", ".",
+# not starting with ".") is skipped: nothing is written outside DIR.
 json_files() {
     mkdir -p "$2"
     awk -v dir="$2" '
@@ -78,8 +80,9 @@ json_files() {
             for (i = 1; i <= 4; i++) v = v * 16 + index("0123456789abcdef", tolower(substr(h, i, 1))) - 1
             return v
         }
+        function plain(k) { return k ~ /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/ }
         function emit(v,   f) {
-            if (depth < 1 || depth > 2 || key == "" || key ~ /\// || key ~ /^\./) return
+            if (depth < 1 || depth > 2 || !plain(key) || (depth == 2 && !plain(parent))) return
             f = dir "/" (depth == 2 ? parent "." : "") key
             printf "%s", v > f; close(f)
         }
