@@ -183,9 +183,12 @@ md_keys() {
 }
 
 # meta_json IN OUT: key<TAB>value lines to a JSON object, strings escaped.
+# A value that is not UTF-8 (a server's bytes) is dropped with a log line:
+# JSON holds text only, and the datasource would refuse the whole file.
 meta_json() {
     awk -F '\t' '
         BEGIN { n = split("instance-id local-hostname public-keys availability-zone region", order, " ")
+                utf8 = "^([\001-\177]|[\302-\337][\200-\277]|[\340-\357][\200-\277][\200-\277]|[\360-\364][\200-\277][\200-\277][\200-\277])*$"
                 for (i = 1; i <= n; i++) seen[order[i]] = 1
                 for (i = 1; i < 32; i++) { c = sprintf("%c", i); ctl[c] = sprintf("\\u%04x", i); cc = cc c }
                 ctl["\n"] = "\\n"; ctl["\t"] = "\\t"; ctl["\r"] = "\\r"
@@ -203,6 +206,7 @@ meta_json() {
         }
         {
             k = $1; v = substr($0, length(k) + 2)
+            if (v !~ utf8) { printf "fetch-context: meta-data %s is not UTF-8 text: dropped\n", k > "/dev/stderr"; next }
             if (!(k in seen)) { seen[k] = 1; order[++n] = k }
             if (k == "public-keys") keys = (nk++ ? keys ", " : "") esc(v)
             else val[k] = esc(v)
