@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloudinit_cernvm import DEFAULT_SEED_DIR, __version__, contextsh, userdata
+from cloudinit_cernvm import DEFAULT_SEED_DIR, __version__, contextsh, redact, safefile, userdata
 from cloudinit_cernvm.userdata import Part, UserDataError
 
 PROG = "cernvm-context"
@@ -36,6 +36,8 @@ LIMITS: dict[str, tuple[int, bool]] = {
 }
 
 DEFAULT_CLOUD_DIR = "/var/lib/cloud"
+#: the handlers' records are small; a bigger one is not theirs
+MAX_RECORD = 1024 * 1024
 
 
 class CliError(Exception):
@@ -256,10 +258,13 @@ def _redact(record: Any) -> Any:
         return type(record).__name__
     out: dict[str, Any] = {}
     for key, value in record.items():
-        if key in _SAFE_RECORD and isinstance(value, (str, int, float, bool, type(None))):
+        if key in _SAFE_RECORD and isinstance(value, str):
+            out[key] = redact.redact_text(value)
+        elif key in _SAFE_RECORD and isinstance(value, (int, float, bool, type(None))):
             out[key] = value
         elif key in _LIST_RECORD and isinstance(value, list):
-            out[key] = [v if isinstance(v, str) else _redact(v) for v in value]
+            out[key] = [redact.redact_text(v) if isinstance(v, str) else _redact(v)
+                        for v in value]
         elif key in _LIST_RECORD and isinstance(value, (int, float)):
             out[key] = value
         elif isinstance(value, dict):
@@ -292,7 +297,7 @@ def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
             "keys": sorted(str(k) for k in meta),
         }
         report["ucontext"] = sorted(seed.ucontext or {})
-        report["seed_problems"] = list(seed.problems or [])
+        report["seed_problems"] = [redact.redact_text(p) for p in seed.problems or []]
         raw = seed.user_data or b""
         ud: dict[str, Any] = {"bytes": len(raw)}
         try:
@@ -306,12 +311,16 @@ def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
     base = _instance_dir(Path(cloud_dir)) / "cernvm"
     for name in ("amiconfig.json", "ucernvm.json"):
         path = base / name
-        if not path.exists():
+        if not os.path.lexists(path):
             continue
         try:
-            records[name] = _redact(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            records[name] = {"error": f"unreadable: {exc}".splitlines()[0]}
+            text = safefile.read_regular(str(path), MAX_RECORD).decode("utf-8", "replace")
+            records[name] = _redact(json.loads(text))
+        except OSError as exc:
+            records[name] = {"error": f"unreadable: {exc.strerror or exc}".splitlines()[0]}
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deep" if isinstance(exc, RecursionError) else exc
+            records[name] = {"error": f"unreadable: {reason}".splitlines()[0]}
     report["records"] = {"dir": str(base), "files": records}
     return report, found
 
@@ -324,7 +333,8 @@ def _instance_dir(cloud_dir: Path) -> Path:
     is read (a rescue system, a copy of a disk).
     """
     try:
-        iid = (cloud_dir / "data" / "instance-id").read_text(encoding="utf-8").strip()
+        raw = safefile.read_regular(str(cloud_dir / "data" / "instance-id"), 4096)
+        iid = raw.decode("utf-8", "replace").strip()
     except OSError:
         iid = ""
     if iid and "/" not in iid and (cloud_dir / "instances" / iid).is_dir():

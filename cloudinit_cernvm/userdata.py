@@ -351,9 +351,12 @@ def _boundary_problem(msg: email.message.Message, body: bytes) -> str:
         }
     )
     if used:
+        # the line may be no boundary at all but a body's "--password=..."
+        from cloudinit_cernvm.redact import redact_text  # deferred: an error path
+
         return (
             f"malformed MIME: the header declares boundary '{declared}' but the parts "
-            f"are separated by '--{used[0]}'; make the two agree"
+            f"are separated by '{redact_text('--' + used[0])}'; make the two agree"
         )
     return f"malformed MIME: no part starts with the declared boundary '--{declared}'"
 

@@ -1,0 +1,172 @@
+"""Hostile and oversized inputs (issue 22): nothing blocks, one bad file is one problem."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cloudinit_cernvm import seed, userdata
+
+REPO = Path(__file__).resolve().parents[2]
+CLOUD_CONFIG = "#cloud-config\nruncmd: [[true]]\n"
+
+
+def write_seed(d: Path, **files: str | bytes) -> Path:
+    d.mkdir(mode=0o700, exist_ok=True)
+    for name, value in files.items():
+        p = d / name.replace("_", "-")
+        p.write_bytes(value.encode() if isinstance(value, str) else value)
+        p.chmod(0o600)
+    return d
+
+
+def full_seed(d: Path) -> Path:
+    return write_seed(d, source="EC2\n", user_data=CLOUD_CONFIG,
+                      meta_data=json.dumps({"instance-id": "i-1"}),
+                      ucontext="_UCONTEXT_CVMFS_BRANCH=prod\n")
+
+
+def replace_with(path: Path, kind: str, tmp_path: Path) -> None:
+    """Put a FIFO, socket, directory or symbolic link where a seed file was."""
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "symlink":
+        outside = tmp_path / "outside"
+        outside.write_text("_UCONTEXT_X=from-outside\n" if path.name != "meta-data"
+                           else '{"instance-id": "i-outside"}')
+        path.symlink_to(outside)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")  # a symbolic link to a device: refused as a link
+    else:
+        raise AssertionError(kind)
+
+
+def read_in_child(seed_dir: Path) -> dict:
+    """read_seed in another process, bounded: a hang fails the test instead of hanging it."""
+    code = (
+        "import json, sys\n"
+        "from cloudinit_cernvm import seed\n"
+        "try:\n"
+        "    s = seed.read_seed(sys.argv[1])\n"
+        "    print(json.dumps({'user_data': s.user_data.decode(), 'meta': s.meta_data,"
+        " 'ucontext': s.ucontext, 'problems': s.problems}))\n"
+        "except seed.SeedError as err:\n"
+        "    print(json.dumps({'error': str(err)}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(seed_dir)], capture_output=True,
+                          text=True, timeout=10, cwd=REPO, check=True)
+    return json.loads(done.stdout)
+
+
+KINDS = ["fifo", "socket", "directory", "symlink"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", ["meta-data", "ucontext"])
+def test_an_odd_optional_file_is_one_problem_and_the_rest_is_used(tmp_path, name, kind):
+    d = full_seed(tmp_path / "s")
+    replace_with(d / name, kind, tmp_path)
+    got = read_in_child(d)
+    assert got["user_data"] == CLOUD_CONFIG
+    problems = [p for p in got["problems"] if "should be" not in p]
+    assert len(problems) == 1, problems
+    assert f"cannot read {d / name}" in problems[0] and "not a regular file" in problems[0]
+    assert "\n" not in problems[0]
+    assert "from-outside" not in json.dumps(got) and "i-outside" not in json.dumps(got)
+    if name == "meta-data":
+        assert got["meta"] == {} and got["ucontext"] == {"_UCONTEXT_CVMFS_BRANCH": "prod"}
+    else:
+        assert got["meta"] == {"instance-id": "i-1"} and got["ucontext"] == {}
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "device"])
+@pytest.mark.parametrize("name", ["user-data", "source"])
+def test_an_odd_required_file_refuses_the_seed_in_one_line(tmp_path, name, kind):
+    d = full_seed(tmp_path / "s")
+    replace_with(d / name, kind, tmp_path)
+    got = read_in_child(d)
+    assert "error" in got, got
+    assert got["error"].startswith(f"cannot read {d / name}: ")
+    assert "not a regular file" in got["error"] and "\n" not in got["error"]
+
+
+def test_read_ucontext_never_blocks_on_a_fifo(tmp_path):
+    d = full_seed(tmp_path / "s")
+    replace_with(d / "ucontext", "fifo", tmp_path)
+    code = ("import sys\nfrom cloudinit_cernvm import seed\n"
+            "try:\n    seed.read_ucontext(sys.argv[1])\n"
+            "except seed.SeedError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True,
+                          text=True, timeout=10, cwd=REPO, check=True)
+    assert "a FIFO, not a regular file" in done.stdout
+
+
+def test_show_never_blocks_on_fifos(tmp_path):
+    d = full_seed(tmp_path / "s")
+    for name in ("meta-data", "ucontext"):
+        replace_with(d / name, "fifo", tmp_path)
+    records = tmp_path / "cloud" / "instances" / "i-1" / "cernvm"
+    records.mkdir(parents=True)
+    (tmp_path / "cloud" / "data").mkdir()
+    os.mkfifo(tmp_path / "cloud" / "data" / "instance-id")
+    os.mkfifo(records / "amiconfig.json")
+    (tmp_path / "cloud" / "instance").symlink_to(records.parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "cloudinit_cernvm", "show", "--json", "--seed-dir", str(d),
+         "--cloud-dir", str(tmp_path / "cloud")],
+        capture_output=True, text=True, timeout=20, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["provider"] == "EC2"
+    assert len([p for p in report["seed_problems"] if "a FIFO" in p]) == 2
+    assert "a FIFO" in report["records"]["files"]["amiconfig.json"]["error"]
+
+
+# --- deep nesting (item 5) ---------------------------------------------------
+
+def deep_json(depth: int) -> str:
+    return '{"instance-id": "i-deep", "x": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("depth", [40, 2000, 200_000])
+def test_deeply_nested_meta_data_is_one_problem_and_the_user_data_is_kept(tmp_path, depth):
+    d = full_seed(tmp_path / "s")
+    (d / "meta-data").write_text(deep_json(depth))
+    s = seed.read_seed(str(d))
+    assert s.user_data == CLOUD_CONFIG.encode()
+    assert s.meta_data == {}
+    assert s.problems == [f"{d / 'meta-data'}: nested more than {seed.MAX_META_DEPTH} levels"
+                          " deep; ignored"]
+    assert s.digest()  # the instance id can still be made
+
+
+def test_meta_data_of_ordinary_depth_is_kept(tmp_path):
+    d = full_seed(tmp_path / "s")
+    (d / "meta-data").write_text(deep_json(10))
+    assert seed.read_seed(str(d)).meta_data["instance-id"] == "i-deep"
+
+
+# --- secrets in messages (item 6) --------------------------------------------
+
+def test_a_wrong_boundary_message_does_not_quote_a_password_line():
+    mime = (b'Content-Type: multipart/mixed; boundary="XYZ"\nMIME-Version: 1.0\n\n'
+            b"--password=hunter2\nContent-Type: text/x-shellscript\n\n#!/bin/sh\n"
+            b"--password=hunter2--\n")
+    with pytest.raises(userdata.UserDataError) as err:
+        userdata.normalize(mime)
+    message = str(err.value)
+    assert "hunter2" not in message
+    assert "separated by '--password=(hidden)'" in message
