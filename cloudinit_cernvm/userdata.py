@@ -92,6 +92,12 @@ SCRIPT_HEADER = "X-CernVM-Script"
 #: Types whose base64 the issue requires decoded (all text is, in fact).
 CERNVM_TYPES = frozenset({AMICONFIG, AMICONFIG_USER_DATA, UCERNVM})
 
+#: Deepest nesting of multiparts taken. cloud-init sets no limit, but its
+#: parser and ours recurse per level and fail near Python's recursion limit
+#: (a 64 KiB message can nest 980 deep); ``amiconfig-mime`` and cloud-init's
+#: own tools write one level, hand-made archives two or three.
+MAX_MIME_DEPTH = 20
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_GZIP_LAYERS = 4
 _EXIT = re.compile(r"exit(?:[ \t;].*)?$")
@@ -115,6 +121,14 @@ class UserDataError(ValueError):
     """User-data that cannot be normalised; the message is one line.
 
     The caller (the datasource) keeps the raw data when this is raised.
+    """
+
+
+class MimeTooDeep(UserDataError):
+    """MIME whose multiparts nest beyond :data:`MAX_MIME_DEPTH`.
+
+    A class of its own so that a checker does not parse the message again
+    (``validate``'s boundary repair would recurse as deep).
     """
 
 
@@ -413,7 +427,7 @@ def parse_parts(data: bytes) -> list[Part]:
     not match what the header declares, a header without a body) and for
     bad base64 in a text part.
     """
-    msg = email.message_from_bytes(data)
+    msg = _parse_message(data)
     for defect in msg.defects:
         name = type(defect).__name__
         if name in ("StartBoundaryNotFoundDefect", "NoBoundaryInMultipartDefect"):
@@ -440,6 +454,35 @@ def parse_parts(data: bytes) -> list[Part]:
         else:
             parts.append(Part(headers=headers, payload=payload, encoded=_raw_body(leaf)))
     return parts
+
+
+def _too_deep() -> MimeTooDeep:
+    return MimeTooDeep(
+        f"MIME multiparts nested more than {MAX_MIME_DEPTH} levels deep; not converted"
+    )
+
+
+def _parse_message(data: bytes) -> email.message.Message:
+    """``data`` parsed as MIME, refused when its multiparts nest too deep.
+
+    The depth is measured without recursion, before anything walks the
+    message (``walk()`` recurses); a message too deep for the parser itself
+    is refused the same way.
+    """
+    try:
+        msg = email.message_from_bytes(data)
+    except RecursionError:
+        raise _too_deep() from None
+    stack = [(msg, 1)]
+    while stack:
+        part, depth = stack.pop()
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            if depth > MAX_MIME_DEPTH:
+                raise _too_deep()
+            stack.extend((sub, depth + 1) for sub in payload
+                         if isinstance(sub, email.message.Message))
+    return msg
 
 
 def _normal_parts(parts: list[Part]) -> list[Part]:

@@ -355,6 +355,8 @@ def _mime_problems(data: bytes) -> tuple[list[Problem], list[Part] | None]:
     problems: list[Problem] = []
     try:
         parts = userdata.parse_parts(data)
+    except userdata.MimeTooDeep as exc:
+        return [Problem("MIME", str(exc))], None
     except UserDataError as exc:
         problems.append(Problem("MIME", str(exc)))
         repaired = _repair_boundary(data)

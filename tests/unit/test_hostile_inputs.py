@@ -170,3 +170,42 @@ def test_a_wrong_boundary_message_does_not_quote_a_password_line():
     message = str(err.value)
     assert "hunter2" not in message
     assert "separated by '--password=(hidden)'" in message
+
+
+def deep_mime(depth: int) -> bytes:
+    """A script part inside ``depth`` nested multiparts."""
+    head = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n'
+                   for i in range(depth))
+    tail = "".join(f"--b{i}--\n" for i in reversed(range(depth)))
+    return ("MIME-Version: 1.0\n" + head + "Content-Type: text/x-shellscript\n\n"
+            "#!/bin/sh\necho deep\n" + tail).encode()
+
+
+def run_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cloudinit_cernvm", *args], input=stdin,
+                          capture_output=True, timeout=60, cwd=REPO, check=False)
+
+
+def test_mime_within_the_depth_limit_is_flattened():
+    out = userdata.normalize(deep_mime(20))
+    assert out.count(b"Content-Type: text/x-shellscript") == 1
+    assert b"echo deep" in out
+
+
+@pytest.mark.parametrize("depth", [21, 980])
+def test_deep_mime_is_one_clear_error(depth):
+    data = deep_mime(depth)
+    assert len(data) < 64 * 1024
+    with pytest.raises(userdata.UserDataError, match="nested more than 20 levels deep"):
+        userdata.normalize(data)
+    with pytest.raises(userdata.UserDataError, match="nested more than 20 levels deep"):
+        userdata.parts_of(data)
+
+
+@pytest.mark.parametrize("verb", ["convert", "validate"])
+def test_cli_on_deep_mime_says_one_line_and_exits_1(verb):
+    done = run_cli(verb, stdin=deep_mime(980))
+    assert done.returncode == 1, done.stderr
+    said = (done.stderr if verb == "convert" else done.stdout).decode()
+    assert "Traceback" not in said and "internal error" not in done.stderr.decode()
+    assert said.count("\n") == 1 and "nested more than 20 levels deep" in said
