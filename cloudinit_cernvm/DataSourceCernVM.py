@@ -29,6 +29,12 @@ from cloudinit_cernvm import DEFAULT_SEED_DIR, providers
 
 LOG = logging.getLogger(__name__)
 
+#: MIME nested deeper than ``userdata.MAX_MIME_DEPTH`` is not converted but
+#: given to cloud-init as it is, up to this depth: every supported release
+#: reads it (tests/cloudinit/test_hostile_seed.py); deeper, cloud-init's own
+#: parser fails with a RecursionError and the init stage with it
+MAX_RAW_MIME_DEPTH = 100
+
 #: where the handler shim lives in cloud-init's handlers directory
 HANDLER_SHIM_NAME = "cernvm_handlers.py"
 
@@ -141,6 +147,13 @@ def _normalize(raw: bytes) -> bytes:
 
     try:
         return userdata.normalize(raw)
+    except userdata.MimeTooDeep as err:
+        if err.depth is not None and err.depth <= MAX_RAW_MIME_DEPTH:
+            LOG.warning("CernVM: user-data kept as given, not converted: %s", err)
+            return raw
+        LOG.warning("CernVM: user-data not handed to cloud-init, whose own MIME parser"
+                    " fails on it too (the seed keeps it): %s", err)
+        return b""
     except userdata.UserDataError as err:
         LOG.warning("CernVM: user-data kept as given, not converted: %s", err)
         return raw

@@ -128,8 +128,17 @@ class MimeTooDeep(UserDataError):
     """MIME whose multiparts nest beyond :data:`MAX_MIME_DEPTH`.
 
     A class of its own so that a checker does not parse the message again
-    (``validate``'s boundary repair would recurse as deep).
+    (``validate``'s boundary repair would recurse as deep), and so that the
+    datasource can tell whether cloud-init could still read the raw data:
+    ``depth`` is how deep it nests, None when too deep to be parsed at all.
     """
+
+    def __init__(self, depth: int | None) -> None:
+        self.depth = depth
+        how = f"{depth} levels deep" if depth is not None else "too deep to be parsed"
+        super().__init__(
+            f"MIME multiparts nested {how} (at most {MAX_MIME_DEPTH}); not converted"
+        )
 
 
 class Part:
@@ -456,12 +465,6 @@ def parse_parts(data: bytes) -> list[Part]:
     return parts
 
 
-def _too_deep() -> MimeTooDeep:
-    return MimeTooDeep(
-        f"MIME multiparts nested more than {MAX_MIME_DEPTH} levels deep; not converted"
-    )
-
-
 def _parse_message(data: bytes) -> email.message.Message:
     """``data`` parsed as MIME, refused when its multiparts nest too deep.
 
@@ -472,16 +475,18 @@ def _parse_message(data: bytes) -> email.message.Message:
     try:
         msg = email.message_from_bytes(data)
     except RecursionError:
-        raise _too_deep() from None
+        raise MimeTooDeep(None) from None
+    deepest = 0
     stack = [(msg, 1)]
     while stack:
         part, depth = stack.pop()
         payload = part.get_payload() if part.is_multipart() else None
         if isinstance(payload, list):
-            if depth > MAX_MIME_DEPTH:
-                raise _too_deep()
+            deepest = max(deepest, depth)
             stack.extend((sub, depth + 1) for sub in payload
                          if isinstance(sub, email.message.Message))
+    if deepest > MAX_MIME_DEPTH:
+        raise MimeTooDeep(deepest)
     return msg
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -192,13 +193,16 @@ def test_mime_within_the_depth_limit_is_flattened():
     assert b"echo deep" in out
 
 
+TOO_DEEP = r"MIME multiparts nested (\d+ levels deep|too deep to be parsed) \(at most 20\)"
+
+
 @pytest.mark.parametrize("depth", [21, 980])
 def test_deep_mime_is_one_clear_error(depth):
     data = deep_mime(depth)
     assert len(data) < 64 * 1024
-    with pytest.raises(userdata.UserDataError, match="nested more than 20 levels deep"):
+    with pytest.raises(userdata.UserDataError, match=TOO_DEEP):
         userdata.normalize(data)
-    with pytest.raises(userdata.UserDataError, match="nested more than 20 levels deep"):
+    with pytest.raises(userdata.UserDataError, match=TOO_DEEP):
         userdata.parts_of(data)
 
 
@@ -208,4 +212,4 @@ def test_cli_on_deep_mime_says_one_line_and_exits_1(verb):
     assert done.returncode == 1, done.stderr
     said = (done.stderr if verb == "convert" else done.stdout).decode()
     assert "Traceback" not in said and "internal error" not in done.stderr.decode()
-    assert said.count("\n") == 1 and "nested more than 20 levels deep" in said
+    assert said.count("\n") == 1 and re.search(TOO_DEEP, said)

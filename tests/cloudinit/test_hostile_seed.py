@@ -1,0 +1,82 @@
+"""Hostile seeds under real cloud-init (issue 22): the boot goes on, one warning each."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.cloudinit.helpers import assert_clean_boot, cernvm_warnings
+from tests.harness import sandbox
+
+CLOUD_CONFIG = (
+    "#cloud-config\n"
+    "runcmd:\n"
+    " - [sh, -c, 'echo ran >> /var/log/runcmd-count']\n"
+)
+
+
+def ran(machine: sandbox.Machine, name: str) -> str:
+    path = machine.dir / "var-log" / name
+    return path.read_text() if path.exists() else ""
+
+
+def deep_mime(depth: int) -> str:
+    head = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n'
+                   for i in range(depth))
+    tail = "".join(f"--b{i}--\n" for i in reversed(range(depth)))
+    return ("MIME-Version: 1.0\n" + head + "Content-Type: text/cloud-config\n\n"
+            + CLOUD_CONFIG + tail)
+
+
+def test_deeply_nested_meta_data_costs_one_warning_not_the_seed(machine):
+    depth = 200_000
+    meta = '{"instance-id": "i-deep", "x": ' + "[" * depth + "]" * depth + "}"
+    machine.write_seed("EC2", CLOUD_CONFIG, meta)
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert result.v1["platform"] == "cernvm"
+    assert result.v1["instance_id"].startswith("cernvm-")  # meta-data ignored
+    assert ran(machine, "runcmd-count") == "ran\n"  # the user-data was used
+    warnings = cernvm_warnings(machine)
+    assert len(warnings) == 1 and "nested more than 32 levels deep" in warnings[0], warnings
+
+
+@pytest.mark.parametrize("depth", [24, 100])
+def test_deeply_nested_mime_is_handed_on_as_given_with_one_warning(machine, depth):
+    machine.write_seed("OpenStack", deep_mime(depth), {"instance-id": "i-mime"})
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert result.v1["instance_id"] == "i-mime"
+    warnings = cernvm_warnings(machine)
+    assert len(warnings) == 1, warnings
+    assert f"nested {depth} levels deep (at most 20); not converted" in warnings[0]
+    # cloud-init reads the raw MIME itself: its cloud-config still runs
+    assert ran(machine, "runcmd-count") == "ran\n"
+
+
+def test_mime_too_deep_for_any_parser_is_not_handed_on_and_the_boot_goes_on(machine):
+    """980 levels inside 64 KiB: cloud-init's own parser fails on it (RecursionError)."""
+    seed = machine.write_seed("OpenStack", deep_mime(980), {"instance-id": "i-mime"})
+    before = (seed / "user-data").read_bytes()
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert result.v1["instance_id"] == "i-mime"
+    warnings = cernvm_warnings(machine)
+    assert len(warnings) == 1, warnings
+    assert "not handed to cloud-init" in warnings[0] and "the seed keeps it" in warnings[0]
+    assert (seed / "user-data").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["meta-data", "ucontext"])
+def test_a_fifo_in_the_seed_never_blocks_the_boot(machine, name):
+    seed = machine.write_seed("EC2", CLOUD_CONFIG, {"instance-id": "i-fifo"},
+                              ucontext="_UCONTEXT_CVMFS_BRANCH=prod\n")
+    (seed / name).unlink()
+    os.mkfifo(seed / name, 0o600)
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    assert result.v1["platform"] == "cernvm"
+    assert ran(machine, "runcmd-count") == "ran\n"
+    warnings = cernvm_warnings(machine)
+    assert len(warnings) == 1 and "a FIFO, not a regular file" in warnings[0], warnings
