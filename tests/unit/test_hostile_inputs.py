@@ -213,3 +213,63 @@ def test_cli_on_deep_mime_says_one_line_and_exits_1(verb):
     said = (done.stderr if verb == "convert" else done.stdout).decode()
     assert "Traceback" not in said and "internal error" not in done.stderr.decode()
     assert said.count("\n") == 1 and re.search(TOO_DEEP, said)
+
+
+# --- templates (item 8) ------------------------------------------------------
+
+HOSTILE_TEMPLATES = [
+    ('{{ "x" * 10**9 }}', "'*' would make 1000000000 items"),
+    ("{{ 10**(10**10) }}", "'**' would make a number"),
+    ("{% set ns = namespace(n=10**1000) %}{% for i in range(30) %}"
+     "{% set ns.n = ns.n * ns.n %}{% endfor %}{{ ns.n > 0 }}", "'*' would make a number of"),
+    ("{{ [0] * 10**8 }}", "'*' would make 100000000 items"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+     "rendering took more than"),
+    ("{% for i in range(100000) %}{% for j in range(100) %}xxxxx{% endfor %}{% endfor %}",
+     "renders to more than 1048576 characters"),
+    ('{{ "x".ljust(2**31) }}', "needs more than 512 MiB"),
+    ("{{ ''.__class__.__mro__ }}", "unsafe"),
+    ("{{ cycler.__init__.__globals__ }}", "unsafe"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), HOSTILE_TEMPLATES)
+def test_hostile_templates_are_refused_quickly_and_in_one_line(body, reason):
+    import time
+
+    from cloudinit_cernvm import amiconfig
+
+    started = time.monotonic()
+    with pytest.raises(amiconfig.TemplateError) as err:
+        amiconfig.render_template("## template: jinja\n" + body + "\n", {}, timeout=2.0)
+    took = time.monotonic() - started
+    assert reason in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)
+    assert took < 3.0, took
+
+
+def test_a_hostile_template_part_is_one_warning_and_goes_to_amiconfig_as_written():
+    from cloudinit_cernvm import amiconfig
+
+    bomb = '## template: jinja\n[a]\nx = {{ "x" * 10**9 }}\n'
+    good = "## template: jinja\n[b]\nh = {{ hostname }}\n"
+    texts, warnings = amiconfig.prepare_parts([("p1", bomb), ("p2", good)], {"hostname": "w1"})
+    assert texts == [bomb, "[b]\nh = w1\n"]
+    assert len(warnings) == 1 and warnings[0].startswith("amiconfig part p1: template not")
+
+
+def test_jinja_powers_associate_to_the_left_so_10_to_10_to_10_is_small():
+    from cloudinit_cernvm import amiconfig
+
+    out = amiconfig.render_template("## template: jinja\n{{ 10**10**10 }}\n", {})
+    assert out == "1" + "0" * 100 + "\n"  # (10**10)**10, as Jinja reads it
+
+
+def test_an_ordinary_template_still_renders_in_the_sandbox():
+    from cloudinit_cernvm import amiconfig
+
+    text = ("## template: jinja\n[condor]\nhost = {{ v1.local_hostname | upper }}\n"
+            "{% for i in range(3) %}slot{{ i }} = {{ 2 ** 10 * i }}\n{% endfor %}"
+            "{{ 'a-b'.split('-') | join(',') }}\n")
+    out = amiconfig.render_template(text, {"v1": {"local_hostname": "w1"}})
+    assert out == "[condor]\nhost = W1\nslot0 = 0\nslot1 = 1024\nslot2 = 2048\na,b\n"
