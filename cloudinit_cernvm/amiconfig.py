@@ -28,6 +28,8 @@ import tempfile
 import time
 from collections.abc import Mapping
 
+from cloudinit_cernvm import safefile
+
 LOG = logging.getLogger(__name__)
 
 DEFAULT_COMMAND = "/usr/sbin/amiconfig"
@@ -371,9 +373,20 @@ def load_instance_data(run_dir: str) -> dict:
 
 
 def private_dir(path: str) -> str:
-    """Create ``path`` and missing parents 0700 (the leaf made 0700 anyway)."""
+    """Create ``path`` and missing parents 0700 (the leaf made 0700 anyway).
+
+    The leaf is this project's own directory: a symbolic link found there
+    (put in place to make the records land elsewhere) is removed and a real
+    directory made, never followed; the mode is set through a descriptor
+    opened without following links. Existing parents are cloud-init's
+    (``/var/lib/cloud/instance`` is itself a link) and are used as they are.
+    """
+    leaf = os.path.abspath(path)
+    if os.path.islink(leaf):
+        LOG.info("CernVM: %s was a symbolic link; replaced by a directory", leaf)
+        os.unlink(leaf)
     missing = []
-    here = os.path.abspath(path)
+    here = leaf
     while not os.path.isdir(here):
         missing.append(here)
         here = os.path.dirname(here)
@@ -382,8 +395,11 @@ def private_dir(path: str) -> str:
             os.mkdir(directory, 0o700)
         except FileExistsError:
             pass
-        os.chmod(directory, 0o700)
-    os.chmod(path, 0o700)
+    fd = os.open(leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
     return path
 
 
@@ -516,9 +532,8 @@ def run_bounded(
     """
     result = RunResult(argv=list(argv))
     started = time.monotonic()
-    fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = safefile.create_private(output_path)  # never through a link left there
     try:
-        os.fchmod(fd, 0o600)
         try:
             proc = subprocess.Popen(
                 argv,
@@ -592,11 +607,17 @@ def _kill_group(proc: subprocess.Popen, grace: float) -> None:
 
 
 def _read_text(path: str, limit: int = 1024 * 1024) -> str:
+    """A command's output file, its first ``limit`` bytes (never through a link)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return ""
+    try:
+        return os.read(fd, limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 def log_output(what: str, output: str) -> None:
@@ -611,8 +632,10 @@ def log_output(what: str, output: str) -> None:
 def mark_done(path: str) -> None:
     """Touch the file CernVM's ``amiconfig.sh user`` checks, as it does."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    with open(path, "a"):
-        pass
+    # a link in its place is an error, not a file touched elsewhere
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                 0o644)
+    os.close(fd)
 
 
 # --- one run -------------------------------------------------------------------
@@ -698,9 +721,9 @@ def _result_record(result: RunResult, path: str | None = None) -> dict:
 def already_done(cernvm_dir: str) -> bool:
     """Whether this instance's record says amiconfig already ran to its end."""
     try:
-        with open(os.path.join(cernvm_dir, RECORD_NAME), encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError):
+        raw = safefile.read_regular(os.path.join(cernvm_dir, RECORD_NAME), 1024 * 1024)
+        record = json.loads(raw.decode("utf-8", "replace"))
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(record, dict) and bool(record.get("done_marker"))
 

@@ -273,3 +273,86 @@ def test_an_ordinary_template_still_renders_in_the_sandbox():
             "{{ 'a-b'.split('-') | join(',') }}\n")
     out = amiconfig.render_template(text, {"v1": {"local_hostname": "w1"}})
     assert out == "[condor]\nhost = W1\nslot0 = 0\nslot1 = 1024\nslot2 = 2048\na,b\n"
+
+
+# --- records never written through a pre-placed link (item 7) ----------------
+
+FAKE_AMICONFIG = REPO / "tests" / "fakes" / "amiconfig"
+RECORD_FILES = ["amiconfig.log", "amiconfig.json", "amiconfig-user-data",
+                "scripts-before/00-s.log", "amiconfig-metadata/2007-12-15/user-data"]
+
+
+def outside_files(tmp_path: Path, names: list[str]) -> dict[Path, Path]:
+    """One file outside the records per name, holding a known text."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    targets = {}
+    for index, name in enumerate(names):
+        target = outside / f"target-{index}"
+        target.write_text("precious\n")
+        target.chmod(0o644)
+        targets[Path(name)] = target
+    return targets
+
+
+def contextualize_into(tmp_path: Path, cernvm: Path) -> dict:
+    from cloudinit_cernvm import amiconfig
+
+    record_dir = tmp_path / "fake-record"
+    record_dir.mkdir(exist_ok=True)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "FAKE_AMICONFIG_RECORD": str(record_dir)}
+    settings = amiconfig.Settings([sys.executable, str(FAKE_AMICONFIG)], 30,
+                                  str(tmp_path / "state" / "user.done"))
+    meta = amiconfig.InstanceMeta("i-77", "vm77", ["ssh-ed25519 KEY u@h"])
+    scripts = [amiconfig.Script("s", "#!/bin/sh\necho before\n")]
+    return amiconfig.contextualize(str(cernvm), ["[amiconfig]\nplugins = cernvm\n"], scripts,
+                                   settings, meta, env)
+
+
+def test_record_files_replace_pre_placed_links_and_leave_their_targets_alone(tmp_path):
+    cernvm = tmp_path / "instance" / "cernvm"
+    targets = outside_files(tmp_path, RECORD_FILES)
+    for name, target in targets.items():
+        link = cernvm / name
+        link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        link.symlink_to(target)
+    record = contextualize_into(tmp_path, cernvm)
+    assert record["exit_status"] == 0, record
+    for name, target in targets.items():
+        assert target.read_text() == "precious\n", name
+        assert oct(target.stat().st_mode & 0o777) == oct(0o644), name
+        path = cernvm / name
+        assert not path.is_symlink() and path.is_file(), name
+        assert path.stat().st_mode & 0o077 == 0, name
+    assert "amiconfig" in (cernvm / "amiconfig.log").read_text()
+
+
+@pytest.mark.parametrize("which", ["cernvm", "scripts-before", "amiconfig-metadata"])
+def test_a_record_directory_that_is_a_link_is_replaced_not_followed(tmp_path, which):
+    cernvm = tmp_path / "instance" / "cernvm"
+    outside = tmp_path / "outside-dir"
+    outside.mkdir(mode=0o755)
+    (outside / "keep").write_text("precious\n")
+    if which == "cernvm":
+        cernvm.parent.mkdir(parents=True)
+        cernvm.symlink_to(outside)
+    else:
+        cernvm.mkdir(parents=True, mode=0o700)
+        (cernvm / which).symlink_to(outside)
+    record = contextualize_into(tmp_path, cernvm)
+    assert record["exit_status"] == 0, record
+    assert sorted(p.name for p in outside.iterdir()) == ["keep"]
+    assert (outside / "keep").read_text() == "precious\n"
+    assert outside.stat().st_mode & 0o777 == 0o755
+    assert (cernvm / which if which != "cernvm" else cernvm).is_dir()
+    assert not (cernvm / which if which != "cernvm" else cernvm).is_symlink()
+
+
+def test_a_fifo_as_the_record_does_not_block_already_done(tmp_path):
+    code = ("import os, sys\nfrom cloudinit_cernvm import amiconfig\n"
+            "print(amiconfig.already_done(sys.argv[1]))\n")
+    os.mkfifo(tmp_path / "amiconfig.json")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=10, cwd=REPO, check=True)
+    assert done.stdout == "False\n"
