@@ -36,6 +36,9 @@ LIMITS: dict[str, tuple[int, bool]] = {
 }
 
 DEFAULT_CLOUD_DIR = "/var/lib/cloud"
+#: most bytes of input read: the seed's user-data cap (``seed.MAX_USER_DATA``),
+#: so that /dev/zero or an endless pipe is one error, not a MemoryError
+MAX_INPUT = 16 * 1024 * 1024
 #: the handlers' records are small; a bigger one is not theirs
 MAX_RECORD = 1024 * 1024
 
@@ -58,14 +61,18 @@ def read_input(path: str | None) -> bytes:
     A HEPiX/OpenNebula ``context.sh`` is read as the user-data it carries.
     """
     if path in (None, "-"):
-        raw = sys.stdin.buffer.read()
+        raw = sys.stdin.buffer.read(MAX_INPUT + 1)
         label = "stdin"
     else:
         try:
-            raw = Path(path).read_bytes()
+            with open(path, "rb") as f:  # a FIFO too: '<(command)' is one
+                raw = f.read(MAX_INPUT + 1)
         except OSError as exc:
             raise CliError(f"cannot read {path}: {exc.strerror or exc}", 2) from None
         label = path
+    if len(raw) > MAX_INPUT:
+        raise CliError(f"{label}: more than {MAX_INPUT // (1024 * 1024)} MiB; no cloud takes"
+                       " user-data this large, and a seed this large is refused on boot")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

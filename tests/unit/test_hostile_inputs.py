@@ -356,3 +356,38 @@ def test_a_fifo_as_the_record_does_not_block_already_done(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
                           text=True, timeout=10, cwd=REPO, check=True)
     assert done.stdout == "False\n"
+
+
+# --- an input cap for convert and validate (item 11) -------------------------
+
+def test_the_cli_cap_is_the_seeds():
+    from cloudinit_cernvm import cli
+
+    assert cli.MAX_INPUT == seed.MAX_USER_DATA
+
+
+@pytest.mark.parametrize("verb", ["convert", "validate"])
+@pytest.mark.parametrize("source", ["dev-zero", "fifo", "stdin", "file"])
+def test_endless_or_oversized_input_is_one_line_and_exit_1(tmp_path, verb, source):
+    big = seed.MAX_USER_DATA + 1
+    if source == "dev-zero":
+        done = run_cli(verb, "/dev/zero")
+    elif source == "file":
+        (tmp_path / "big").write_bytes(b"#cloud-config\n" + b"#" * big)
+        done = run_cli(verb, str(tmp_path / "big"))
+    elif source == "stdin":
+        done = run_cli(verb, stdin=b"[a]\nx = 1\n" * (big // 10 + 1))
+    else:
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        writer = subprocess.Popen(["sh", "-c", f"yes '[a]' > {fifo}"],
+                                  stderr=subprocess.DEVNULL)
+        try:
+            done = run_cli(verb, str(fifo))
+        finally:
+            writer.kill()
+            writer.wait()
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert "Traceback" not in err and "internal error" not in err
+    assert err.count("\n") == 1 and "more than 16 MiB" in err
