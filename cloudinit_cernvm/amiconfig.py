@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 
-from cloudinit_cernvm import safefile
+from cloudinit_cernvm import redact, safefile
 
 LOG = logging.getLogger(__name__)
 
@@ -105,9 +105,8 @@ def settings_from(ds_cfg: Mapping | None) -> tuple[Settings, list[str]]:
         if argv:
             settings.command = argv
         else:
-            problems.append(
-                f"amiconfig_command {command!r} is not a command; using {DEFAULT_COMMAND}"
-            )
+            problems.append(f"amiconfig_command {redact.redact_text(repr(command))} is not a"
+                            f" command; using {DEFAULT_COMMAND}")
     timeout = cfg.get("amiconfig_timeout")
     if timeout is not None:
         try:
@@ -623,8 +622,8 @@ def _read_text(path: str, limit: int = 1024 * 1024) -> str:
 def log_output(what: str, output: str) -> None:
     """Copy a command's output into cloud-init's log, a bounded number of lines."""
     lines = output.splitlines()
-    for line in lines[:MAX_LOGGED_LINES]:
-        LOG.info("CernVM: %s: %s", what, line)
+    for line in lines[:MAX_LOGGED_LINES]:  # a plugin may echo its configuration
+        LOG.info("CernVM: %s: %s", what, redact.redact_text(line))
     if len(lines) > MAX_LOGGED_LINES:
         LOG.info("CernVM: %s: ... %d more lines", what, len(lines) - MAX_LOGGED_LINES)
 
@@ -668,7 +667,8 @@ def prepare_parts(
                 text = render_template(text, variables or {})
             except TemplateError as err:
                 warnings.append(
-                    f"amiconfig part {name}: template not rendered ({err}); kept as written"
+                    f"amiconfig part {redact.redact_text(name)}: template not rendered"
+                    f" ({redact.redact_text(str(err))}); kept as written"
                 )
         texts.append(text)
     return texts, warnings

@@ -80,3 +80,23 @@ def test_a_fifo_in_the_seed_never_blocks_the_boot(machine, name):
     assert ran(machine, "runcmd-count") == "ran\n"
     warnings = cernvm_warnings(machine)
     assert len(warnings) == 1 and "a FIFO, not a regular file" in warnings[0], warnings
+
+
+def test_no_secret_reaches_cloud_init_log(machine):
+    user_data = ("[ucernvm-begin]\n"
+                 "cvmfs_http_proxy=http://user:pw1@squid:3128\n"
+                 "cvm_cluster_pin_2=4321\n"
+                 "apikey=k-abc\n"
+                 "[ucernvm-end]\n" + CLOUD_CONFIG)
+    seed = machine.write_seed("EC2", user_data, {"instance-id": "i-secret"},
+                              ucontext="_UCONTEXT_CVMFS_HTTP_PROXY=http://user:pw2@squid:3128\n"
+                                       "_UCONTEXT_CVM_CLUSTER_PIN_2=1234\n")
+    (seed / "source").write_text("password=hunter2\n")  # an unknown provider, quoted
+    result = machine.boot()
+    assert_clean_boot(machine, result)
+    warnings = cernvm_warnings(machine)
+    assert any("unknown provider 'password=(hidden)'" in w for w in warnings), warnings
+    assert any("'http://(hidden)@squid:3128' in the user-data" in w for w in warnings), warnings
+    for secret in ("hunter2", "pw1", "pw2", "4321", "1234", "k-abc"):
+        assert secret not in machine.log, secret
+    assert ran(machine, "runcmd-count") == "ran\n"

@@ -391,3 +391,38 @@ def test_endless_or_oversized_input_is_one_line_and_exit_1(tmp_path, verb, sourc
     assert done.returncode == 1, err
     assert "Traceback" not in err and "internal error" not in err
     assert err.count("\n") == 1 and "more than 16 MiB" in err
+
+
+def test_amiconfig_output_copied_into_the_log_is_redacted(caplog):
+    import logging
+
+    from cloudinit_cernvm import amiconfig
+
+    output = ("plugin noip: password = hunter2\n"
+              "using proxy http://user:pw1@squid:3128\n"
+              "plugin cernvm configured\n")
+    with caplog.at_level(logging.INFO):
+        amiconfig.log_output("amiconfig", output)
+    assert "hunter2" not in caplog.text and "pw1" not in caplog.text
+    assert "password = (hidden)" in caplog.text
+    assert "http://(hidden)@squid:3128" in caplog.text
+    assert "plugin cernvm configured" in caplog.text
+
+
+def test_template_and_settings_warnings_are_redacted():
+    from cloudinit_cernvm import amiconfig
+
+    part = '## template: jinja\n[a]\nx = {{ "s" | attr("password=hunter2") }}\n'
+    _, warnings = amiconfig.prepare_parts([("p1", part)], {})
+    assert len(warnings) == 1 and "hunter2" not in warnings[0], warnings
+    assert "password=(hidden)" in warnings[0]
+    _, problems = amiconfig.settings_from({"amiconfig_command": {"token": "t0ps3cret"}})
+    assert len(problems) == 1 and "t0ps3cret" not in problems[0], problems
+
+
+def test_validate_output_hides_credentials_inside_values():
+    data = b"[amiconfig]\nplugins = cernvm http://user:pw1@example.org\n"
+    done = run_cli("validate", stdin=data)
+    out = done.stdout.decode()
+    assert done.returncode == 1 and "pw1" not in out, out
+    assert "amiconfig plugin 'http://(hidden)@example.org' does not exist" in out

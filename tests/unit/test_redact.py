@@ -51,12 +51,15 @@ REDACTED = [
     ("a\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\nb",
      "a\n(hidden)\nb"),
     ("the password=x here", "the password=(hidden) here"),
+    ("plugin noip: password = hunter2", "plugin noip: password = (hidden)"),
+    ("a\n-----BEGIN PRIVATE KEY-----\nMIIE cut short", "a\n(hidden)"),
 ]
 KEPT = [
     "cvmfs_http_proxy=http://squid:3128",
     "http://squid.cern.ch:3128;DIRECT",
     "https://h/x?page=2&lang=en",
     "keyboard=us",
+    "the key then names nothing; write key=value",
     "--verbose --level 3",
     "[amiconfig] plugins = cernvm",
     "section [cernvm] is no amiconfig plugin",
@@ -85,3 +88,14 @@ def test_shown_hides_secret_keys_and_credentials_in_values():
     assert redact.shown("cvm_cluster_pin_2", "1234") == "(hidden)"
     assert redact.shown("cvmfs_http_proxy", "http://u:p@h:3128") == "'http://(hidden)@h:3128'"
     assert redact.shown("cvmfs_http_proxy", "http://h:3128") == "'http://h:3128'"
+
+
+@pytest.mark.parametrize("unit", ["a.", "?", "?a", "-----BEGIN RSA PRIVATE KEY-----", "a ",
+                                  "http://", "x=", "--a ", "a:b@", "&a=b"])
+def test_redaction_is_linear_on_hostile_text(unit):
+    import time
+
+    text = unit * (256 * 1024 // len(unit))  # amiconfig's output is read up to 1 MiB
+    started = time.monotonic()
+    redact.redact_text(text)
+    assert time.monotonic() - started < 2.0
