@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -100,3 +101,37 @@ def test_no_secret_reaches_cloud_init_log(machine):
     for secret in ("hunter2", "pw1", "pw2", "4321", "1234", "k-abc"):
         assert secret not in machine.log, secret
     assert ran(machine, "runcmd-count") == "ran\n"
+
+
+FAKE_AMICONFIG = sandbox.REPO / "tests" / "fakes" / "amiconfig"
+
+
+def test_a_template_bomb_is_one_warning_and_records_follow_no_link(machine_factory):
+    machine = machine_factory(extra_config={"datasource": {"CernVM": {
+        "amiconfig_command": str(FAKE_AMICONFIG),
+        "amiconfig_done_file": "/var/log/amiconfig-user.done"}}})
+    (machine.dir / "var-log" / "fake-amiconfig").mkdir()
+    bomb = '## template: jinja\n[squid]\nx = {{ "x" * 10**9 }}\n'
+    user_data = ('Content-Type: multipart/mixed; boundary="B"\nMIME-Version: 1.0\n\n'
+                 "--B\nContent-Type: text/amiconfig\n\n" + bomb +
+                 "--B\nContent-Type: text/amiconfig\n\n"
+                 "## template: jinja\n[condor]\nhost = {{ v1.local_hostname }}\n"
+                 "--B--\n")
+    machine.write_seed("EC2", user_data, {"instance-id": "i-bomb", "local-hostname": "w7"})
+    # a link left where the handler writes amiconfig's output, pointing outside
+    outside = machine.dir / "var-log" / "precious"
+    outside.write_text("precious\n")
+    records = machine.cloud_dir / "instances" / "i-bomb" / "cernvm"
+    records.mkdir(parents=True, mode=0o700)
+    (records / "amiconfig.log").symlink_to("/var/log/precious")
+    started = time.monotonic()
+    result = machine.boot()
+    took = time.monotonic() - started
+    assert_clean_boot(machine, result)
+    warnings = cernvm_warnings(machine)
+    assert len(warnings) == 1 and "template not rendered" in warnings[0], warnings
+    payload = (records / "amiconfig-user-data").read_text()
+    assert payload == bomb + "[condor]\nhost = w7\n"
+    assert outside.read_text() == "precious\n"
+    assert not (records / "amiconfig.log").is_symlink()
+    assert took < 60, took
