@@ -29,6 +29,12 @@ from cloudinit_cernvm import DEFAULT_SEED_DIR, providers
 
 LOG = logging.getLogger(__name__)
 
+#: MIME nested deeper than ``userdata.MAX_MIME_DEPTH`` is not converted but
+#: given to cloud-init as it is, up to this depth: every supported release
+#: reads it (tests/cloudinit/test_hostile_seed.py); deeper, cloud-init's own
+#: parser fails with a RecursionError and the init stage with it
+MAX_RAW_MIME_DEPTH = 100
+
 #: where the handler shim lives in cloud-init's handlers directory
 HANDLER_SHIM_NAME = "cernvm_handlers.py"
 
@@ -59,7 +65,7 @@ class DataSourceCernVM(sources.DataSource):
             return self._read_seed()
         except Exception as err:  # a datasource must never break the boot
             LOG.warning("CernVM: seed %s not used: %s: %s", self.seed_dir,
-                        type(err).__name__, err)
+                        type(err).__name__, _redacted(err))
             return False
 
     def _read_seed(self) -> bool:
@@ -71,10 +77,10 @@ class DataSourceCernVM(sources.DataSource):
             LOG.debug("CernVM: %s", err)
             return False
         except seedlib.SeedError as err:
-            LOG.warning("CernVM: seed not used: %s", err)
+            LOG.warning("CernVM: seed not used: %s", _redacted(err))
             return False
-        for problem in seed.problems:
-            LOG.warning("CernVM: %s", problem)
+        for problem in seed.problems:  # they may quote the seed's files
+            LOG.warning("CernVM: %s", _redacted(problem))
 
         meta_data = dict(seed.meta_data)
         meta_data["instance-id"] = seedlib.instance_id(seed, _dmi_uuid())
@@ -94,7 +100,8 @@ class DataSourceCernVM(sources.DataSource):
         self._restore_handler_shim()
         LOG.info(
             "CernVM: seed %s: provider %s, instance %s, %d bytes of user-data",
-            self.seed_dir, seed.provider, meta_data["instance-id"], len(seed.user_data),
+            self.seed_dir, seed.provider if seed.known_provider else _redacted(seed.provider),
+            meta_data["instance-id"], len(seed.user_data),
         )
         return True
 
@@ -141,9 +148,23 @@ def _normalize(raw: bytes) -> bytes:
 
     try:
         return userdata.normalize(raw)
+    except userdata.MimeTooDeep as err:
+        if err.depth is not None and err.depth <= MAX_RAW_MIME_DEPTH:
+            LOG.warning("CernVM: user-data kept as given, not converted: %s", _redacted(err))
+            return raw
+        LOG.warning("CernVM: user-data not handed to cloud-init, whose own MIME parser"
+                    " fails on it too (the seed keeps it): %s", _redacted(err))
+        return b""
     except userdata.UserDataError as err:
-        LOG.warning("CernVM: user-data kept as given, not converted: %s", err)
+        LOG.warning("CernVM: user-data kept as given, not converted: %s", _redacted(err))
         return raw
+
+
+def _redacted(message: object) -> str:
+    """A message for the log, credentials hidden (``redact``, imported only for one)."""
+    from cloudinit_cernvm.redact import redact_text
+
+    return redact_text(str(message))
 
 
 def _dmi_uuid() -> str | None:

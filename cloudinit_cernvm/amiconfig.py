@@ -28,6 +28,8 @@ import tempfile
 import time
 from collections.abc import Mapping
 
+from cloudinit_cernvm import redact, safefile
+
 LOG = logging.getLogger(__name__)
 
 DEFAULT_COMMAND = "/usr/sbin/amiconfig"
@@ -103,9 +105,8 @@ def settings_from(ds_cfg: Mapping | None) -> tuple[Settings, list[str]]:
         if argv:
             settings.command = argv
         else:
-            problems.append(
-                f"amiconfig_command {command!r} is not a command; using {DEFAULT_COMMAND}"
-            )
+            problems.append(f"amiconfig_command {redact.redact_text(repr(command))} is not a"
+                            f" command; using {DEFAULT_COMMAND}")
     timeout = cfg.get("amiconfig_timeout")
     if timeout is not None:
         try:
@@ -157,29 +158,193 @@ def template_variables(instance_data: Mapping, extra: Mapping | None = None) -> 
     return variables
 
 
-def render_template(text: str, variables: Mapping) -> str:
+#: most characters a rendered template may have: the user-data cap of the
+#: clouds that take the most (EC2 unpacked, context.sh)
+MAX_TEMPLATE_OUTPUT = 1024 * 1024
+#: seconds a template may take to render (a real one takes milliseconds)
+TEMPLATE_TIMEOUT = 5.0
+#: bytes of address space the rendering process may add to cloud-init's
+TEMPLATE_MEMORY = 512 * 1024 * 1024
+#: bits an integer computed by a template may have (10**10**10 has 3e10)
+MAX_TEMPLATE_INT_BITS = 1024 * 1024
+
+
+def render_template(text: str, variables: Mapping, timeout: float = TEMPLATE_TIMEOUT,
+                    limit: int = MAX_TEMPLATE_OUTPUT) -> str:
     """Render a ``## template: jinja`` part; the header line is dropped.
 
     An undefined name is an error rather than an empty string: a plugin
     configured with a blank host name is worse than a warning and the part
     as written. Raises :class:`TemplateError` with a one-line reason.
+
+    A template is code from the user-data, so it is rendered bounded: in
+    Jinja's sandbox (no ``__class__`` and other internals), refusing ``*``
+    and ``**`` whose result would be huge, at most ``limit`` characters of
+    output, and in a child process with at most ``timeout`` seconds and
+    :data:`TEMPLATE_MEMORY` more memory, killed past them. ``{{ "x"*10**9 }}``
+    took a minute and 4.8 GB in cloud-init's own process before.
     """
+    body = text.lstrip("\ufeff").split("\n", 1)[1] if "\n" in text else ""
+    return _render_in_child(body, variables, timeout, limit)
+
+
+def _render_in_child(body: str, variables: Mapping, timeout: float, limit: int) -> str:
+    """Fork, render there, read the result back through a pipe; bounded in time."""
+    reader, writer = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError as err:
+        os.close(reader)
+        os.close(writer)
+        raise TemplateError(f"cannot start the renderer: {err.strerror}") from None
+    if pid == 0:  # the child: never returns into the caller's code
+        status = 0
+        try:
+            os.close(reader)
+            _limit_child(timeout)
+            try:
+                reply = b"0" + _render_bounded(body, variables, limit).encode(
+                    "utf-8", "surrogateescape")
+            except TemplateError as err:
+                reply = b"1" + str(err).encode("utf-8", "replace")
+            except MemoryError:
+                reply = b"1" + f"needs more than {TEMPLATE_MEMORY >> 20} MiB".encode()
+            view = memoryview(reply)
+            while view:
+                view = view[os.write(writer, view):]
+        except BaseException:
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(writer)
+    try:
+        reply, finished = _read_reply(reader, timeout, 4 * limit + 4096)
+    finally:
+        os.close(reader)
+    if not finished:
+        _kill_child(pid)
+        raise TemplateError(f"rendering took more than {timeout:g} s; stopped")
+    _, wait_status = os.waitpid(pid, 0)
+    if not reply:
+        if os.WIFSIGNALED(wait_status):
+            why = f"killed by signal {_signal_name(os.WTERMSIG(wait_status))}"
+        else:
+            why = f"exit status {os.WEXITSTATUS(wait_status)}"
+        raise TemplateError(f"the renderer ended without a result ({why})")
+    if reply[:1] == b"1":
+        raise TemplateError(reply[1:].decode("utf-8", "replace"))
+    return reply[1:].decode("utf-8", "surrogateescape")
+
+
+def _limit_child(timeout: float) -> None:
+    """Bound the rendering process: CPU seconds, and memory beyond what it has now."""
+    import math
+    import resource
+
+    cpu = math.ceil(timeout) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            in_use = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return
+    cap = in_use + TEMPLATE_MEMORY
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
+def _read_reply(fd: int, timeout: float, most: int) -> tuple[bytes, bool]:
+    """What the child writes until it closes the pipe; False when time ran out first."""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            return b"".join(chunks), False
+        chunk = os.read(fd, 1024 * 1024)
+        if not chunk:
+            return b"".join(chunks), True
+        size += len(chunk)
+        if size > most:  # more than the child can send: not our child's reply
+            return b"", False
+        chunks.append(chunk)
+
+
+def _kill_child(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+def _render_bounded(body: str, variables: Mapping, limit: int) -> str:
+    """Render ``body`` in the sandbox, at most ``limit`` characters (in the child)."""
     try:
         import jinja2
+        from jinja2.sandbox import SandboxedEnvironment
     except ImportError:
         raise TemplateError("Jinja2 is not installed") from None
-    body = text.lstrip("\ufeff").split("\n", 1)[1] if "\n" in text else ""
-    env = jinja2.Environment(
+
+    class BoundedEnvironment(SandboxedEnvironment):
+        """The sandbox, also refusing ``*`` and ``**`` with a huge result."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context, operator, left, right):
+            problem = _huge_binop(operator, left, right, limit)
+            if problem:
+                raise jinja2.exceptions.SecurityError(problem)
+            return super().call_binop(context, operator, left, right)
+
+    env = BoundedEnvironment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     try:
-        return env.from_string(body).render(**variables)
+        out: list[str] = []
+        size = 0
+        for chunk in env.from_string(body).generate(**variables):
+            size += len(chunk)
+            if size > limit:
+                raise TemplateError(f"renders to more than {limit} characters; stopped")
+            out.append(chunk)
+        return "".join(out)
+    except TemplateError:
+        raise
     except jinja2.TemplateSyntaxError as err:
         raise TemplateError(f"line {err.lineno + 1}: {err.message}") from None
     except jinja2.TemplateError as err:
         raise TemplateError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    except MemoryError:
+        raise
     except Exception as err:  # a filter or test failing on the given data
         raise TemplateError(f"{type(err).__name__}: {err}") from None
+
+
+def _huge_binop(operator: str, left: object, right: object, limit: int) -> str | None:
+    """Why ``left operator right`` would be too big to compute, or None."""
+    sized = (str, bytes, list, tuple)
+    if operator == "*":
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, sized) and isinstance(times, int):
+                if len(seq) * times > limit:
+                    return f"'*' would make {len(seq) * times} items (at most {limit})"
+                return None
+        if isinstance(left, int) and isinstance(right, int):
+            bits = left.bit_length() + right.bit_length()
+            if bits > MAX_TEMPLATE_INT_BITS:
+                return f"'*' would make a number of {bits} bits"
+    elif operator == "**" and isinstance(left, int) and isinstance(right, int):
+        if abs(left) > 1 and right > 0:
+            bits = (abs(left).bit_length() - 1) * right
+            if bits > MAX_TEMPLATE_INT_BITS:
+                return f"'**' would make a number of more than {bits} bits"
+    return None
 
 
 def build_payload(texts: list[str]) -> bytes:
@@ -207,9 +372,20 @@ def load_instance_data(run_dir: str) -> dict:
 
 
 def private_dir(path: str) -> str:
-    """Create ``path`` and missing parents 0700 (the leaf made 0700 anyway)."""
+    """Create ``path`` and missing parents 0700 (the leaf made 0700 anyway).
+
+    The leaf is this project's own directory: a symbolic link found there
+    (put in place to make the records land elsewhere) is removed and a real
+    directory made, never followed; the mode is set through a descriptor
+    opened without following links. Existing parents are cloud-init's
+    (``/var/lib/cloud/instance`` is itself a link) and are used as they are.
+    """
+    leaf = os.path.abspath(path)
+    if os.path.islink(leaf):
+        LOG.info("CernVM: %s was a symbolic link; replaced by a directory", leaf)
+        os.unlink(leaf)
     missing = []
-    here = os.path.abspath(path)
+    here = leaf
     while not os.path.isdir(here):
         missing.append(here)
         here = os.path.dirname(here)
@@ -218,8 +394,11 @@ def private_dir(path: str) -> str:
             os.mkdir(directory, 0o700)
         except FileExistsError:
             pass
-        os.chmod(directory, 0o700)
-    os.chmod(path, 0o700)
+    fd = os.open(leaf, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
     return path
 
 
@@ -352,9 +531,8 @@ def run_bounded(
     """
     result = RunResult(argv=list(argv))
     started = time.monotonic()
-    fd = os.open(output_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = safefile.create_private(output_path)  # never through a link left there
     try:
-        os.fchmod(fd, 0o600)
         try:
             proc = subprocess.Popen(
                 argv,
@@ -428,18 +606,24 @@ def _kill_group(proc: subprocess.Popen, grace: float) -> None:
 
 
 def _read_text(path: str, limit: int = 1024 * 1024) -> str:
+    """A command's output file, its first ``limit`` bytes (never through a link)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return ""
+    try:
+        return os.read(fd, limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 def log_output(what: str, output: str) -> None:
     """Copy a command's output into cloud-init's log, a bounded number of lines."""
     lines = output.splitlines()
-    for line in lines[:MAX_LOGGED_LINES]:
-        LOG.info("CernVM: %s: %s", what, line)
+    for line in lines[:MAX_LOGGED_LINES]:  # a plugin may echo its configuration
+        LOG.info("CernVM: %s: %s", what, redact.redact_text(line))
     if len(lines) > MAX_LOGGED_LINES:
         LOG.info("CernVM: %s: ... %d more lines", what, len(lines) - MAX_LOGGED_LINES)
 
@@ -447,8 +631,10 @@ def log_output(what: str, output: str) -> None:
 def mark_done(path: str) -> None:
     """Touch the file CernVM's ``amiconfig.sh user`` checks, as it does."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    with open(path, "a"):
-        pass
+    # a link in its place is an error, not a file touched elsewhere
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                 0o644)
+    os.close(fd)
 
 
 # --- one run -------------------------------------------------------------------
@@ -481,7 +667,8 @@ def prepare_parts(
                 text = render_template(text, variables or {})
             except TemplateError as err:
                 warnings.append(
-                    f"amiconfig part {name}: template not rendered ({err}); kept as written"
+                    f"amiconfig part {redact.redact_text(name)}: template not rendered"
+                    f" ({redact.redact_text(str(err))}); kept as written"
                 )
         texts.append(text)
     return texts, warnings
@@ -534,9 +721,9 @@ def _result_record(result: RunResult, path: str | None = None) -> dict:
 def already_done(cernvm_dir: str) -> bool:
     """Whether this instance's record says amiconfig already ran to its end."""
     try:
-        with open(os.path.join(cernvm_dir, RECORD_NAME), encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError):
+        raw = safefile.read_regular(os.path.join(cernvm_dir, RECORD_NAME), 1024 * 1024)
+        record = json.loads(raw.decode("utf-8", "replace"))
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(record, dict) and bool(record.get("done_marker"))
 

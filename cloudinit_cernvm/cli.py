@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloudinit_cernvm import DEFAULT_SEED_DIR, __version__, contextsh, userdata
+from cloudinit_cernvm import DEFAULT_SEED_DIR, __version__, contextsh, redact, safefile, userdata
 from cloudinit_cernvm.userdata import Part, UserDataError
 
 PROG = "cernvm-context"
@@ -36,6 +36,11 @@ LIMITS: dict[str, tuple[int, bool]] = {
 }
 
 DEFAULT_CLOUD_DIR = "/var/lib/cloud"
+#: most bytes of input read: the seed's user-data cap (``seed.MAX_USER_DATA``),
+#: so that /dev/zero or an endless pipe is one error, not a MemoryError
+MAX_INPUT = 16 * 1024 * 1024
+#: the handlers' records are small; a bigger one is not theirs
+MAX_RECORD = 1024 * 1024
 
 
 class CliError(Exception):
@@ -56,14 +61,18 @@ def read_input(path: str | None) -> bytes:
     A HEPiX/OpenNebula ``context.sh`` is read as the user-data it carries.
     """
     if path in (None, "-"):
-        raw = sys.stdin.buffer.read()
+        raw = sys.stdin.buffer.read(MAX_INPUT + 1)
         label = "stdin"
     else:
         try:
-            raw = Path(path).read_bytes()
+            with open(path, "rb") as f:  # a FIFO too: '<(command)' is one
+                raw = f.read(MAX_INPUT + 1)
         except OSError as exc:
             raise CliError(f"cannot read {path}: {exc.strerror or exc}", 2) from None
         label = path
+    if len(raw) > MAX_INPUT:
+        raise CliError(f"{label}: more than {MAX_INPUT // (1024 * 1024)} MiB; no cloud takes"
+                       " user-data this large, and a seed this large is refused on boot")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -256,10 +265,13 @@ def _redact(record: Any) -> Any:
         return type(record).__name__
     out: dict[str, Any] = {}
     for key, value in record.items():
-        if key in _SAFE_RECORD and isinstance(value, (str, int, float, bool, type(None))):
+        if key in _SAFE_RECORD and isinstance(value, str):
+            out[key] = redact.redact_text(value)
+        elif key in _SAFE_RECORD and isinstance(value, (int, float, bool, type(None))):
             out[key] = value
         elif key in _LIST_RECORD and isinstance(value, list):
-            out[key] = [v if isinstance(v, str) else _redact(v) for v in value]
+            out[key] = [redact.redact_text(v) if isinstance(v, str) else _redact(v)
+                        for v in value]
         elif key in _LIST_RECORD and isinstance(value, (int, float)):
             out[key] = value
         elif isinstance(value, dict):
@@ -292,7 +304,7 @@ def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
             "keys": sorted(str(k) for k in meta),
         }
         report["ucontext"] = sorted(seed.ucontext or {})
-        report["seed_problems"] = list(seed.problems or [])
+        report["seed_problems"] = [redact.redact_text(p) for p in seed.problems or []]
         raw = seed.user_data or b""
         ud: dict[str, Any] = {"bytes": len(raw)}
         try:
@@ -306,12 +318,16 @@ def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
     base = _instance_dir(Path(cloud_dir)) / "cernvm"
     for name in ("amiconfig.json", "ucernvm.json"):
         path = base / name
-        if not path.exists():
+        if not os.path.lexists(path):
             continue
         try:
-            records[name] = _redact(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            records[name] = {"error": f"unreadable: {exc}".splitlines()[0]}
+            text = safefile.read_regular(str(path), MAX_RECORD).decode("utf-8", "replace")
+            records[name] = _redact(json.loads(text))
+        except OSError as exc:
+            records[name] = {"error": f"unreadable: {exc.strerror or exc}".splitlines()[0]}
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deep" if isinstance(exc, RecursionError) else exc
+            records[name] = {"error": f"unreadable: {reason}".splitlines()[0]}
     report["records"] = {"dir": str(base), "files": records}
     return report, found
 
@@ -324,7 +340,8 @@ def _instance_dir(cloud_dir: Path) -> Path:
     is read (a rescue system, a copy of a disk).
     """
     try:
-        iid = (cloud_dir / "data" / "instance-id").read_text(encoding="utf-8").strip()
+        raw = safefile.read_regular(str(cloud_dir / "data" / "instance-id"), 4096)
+        iid = raw.decode("utf-8", "replace").strip()
     except OSError:
         iid = ""
     if iid and "/" not in iid and (cloud_dir / "instances" / iid).is_dir():

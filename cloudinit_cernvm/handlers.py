@@ -81,8 +81,10 @@ def handle_part(data, ctype, filename, payload, frequency=None, headers=None) ->
                 _current = _Pass()
             _take(data, _current, ctype, filename or "part", _text(payload))
     except Exception as err:  # the rest of the user-data must still run
-        LOG.warning("CernVM: %s handler failed on %s: %s: %s",
-                    ctype, filename, type(err).__name__, err)
+        from cloudinit_cernvm.redact import redact_text
+
+        LOG.warning("CernVM: %s handler failed on %s: %s: %s", ctype,
+                    redact_text(str(filename)), type(err).__name__, redact_text(str(err)))
 
 
 def _text(payload) -> str:
@@ -104,8 +106,10 @@ def _take(data, state: _Pass, ctype: str, name: str, text: str) -> None:
         LOG.debug("CernVM: sh.before script %s collected", name)
     elif ctype == ct.UCERNVM:
         if state.ucernvm_seen:
+            from cloudinit_cernvm.redact import redact_text
+
             LOG.warning("CernVM: %s: a second text/ucernvm part; ignored, as µCernVM"
-                        " reads only the first block", name)
+                        " reads only the first block", redact_text(name))
             return
         state.ucernvm_seen = True
         _record_ucernvm(data, name, text)
@@ -134,7 +138,9 @@ def _seed_ucontext(data) -> dict | None:
     try:
         return seedlib.read_ucontext(seed_dir)
     except seedlib.SeedError as err:
-        LOG.warning("CernVM: µCernVM part not compared with the seed: %s", err)
+        from cloudinit_cernvm.redact import redact_text
+
+        LOG.warning("CernVM: µCernVM part not compared with the seed: %s", redact_text(str(err)))
         return None
 
 

@@ -17,13 +17,17 @@ import json
 import os
 import stat
 
-from cloudinit_cernvm import DEFAULT_SEED_DIR, providers, ucernvm
+from cloudinit_cernvm import DEFAULT_SEED_DIR, providers, safefile, ucernvm
 
 #: user-data larger than this is refused: no cloud takes more than a few
 #: hundred KiB, so a bigger file is a broken seed, not a context
 MAX_USER_DATA = 16 * 1024 * 1024
 #: meta-data and ucontext are small; a cap keeps a broken seed from costing
 MAX_SMALL_FILE = 1024 * 1024
+#: deepest nesting of meta-data taken: the clouds' own go 4 or 5 levels deep,
+#: and cloud-init walks meta-data recursively (instance-data.json), so a
+#: deeper one would fail in cloud-init after this module let it through
+MAX_META_DEPTH = 32
 
 #: DMI UUIDs that firmware uses as placeholders: never an instance's identity
 BOGUS_UUIDS = frozenset(
@@ -33,6 +37,10 @@ BOGUS_UUIDS = frozenset(
         "03000200-0400-0500-0006-000700080009",
     }
 )
+
+
+#: stands for meta-data too deeply nested to be parsed at all
+_TOO_DEEP = object()
 
 
 class NoSeed(Exception):
@@ -156,14 +164,13 @@ def instance_id(seed: Seed, dmi_uuid: str | None) -> str:
 
 
 def _read(path: str, limit: int) -> bytes:
-    """Read a regular file of at most ``limit`` bytes (OSError otherwise)."""
-    with open(path, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(f"larger than {limit} bytes")
-    return data
+    """Read a regular file of at most ``limit`` bytes (OSError otherwise).
+
+    Never blocks and never follows a symbolic link (``safefile``): a FIFO
+    or a device put where a seed file belongs would otherwise hang the boot
+    (and ``cernvm-context show``) on ``open()``.
+    """
+    return safefile.read_regular(path, limit)
 
 
 def _why(err: OSError) -> str:
@@ -190,6 +197,11 @@ def _read_meta_data(path: str, problems: list[str]) -> dict:
     except ValueError as err:
         problems.append(f"{path}: not valid JSON ({err}); ignored")
         return {}
+    except RecursionError:  # the decoder recurses per level
+        data = _TOO_DEEP
+    if data is _TOO_DEEP or _depth_beyond(data, MAX_META_DEPTH):
+        problems.append(f"{path}: nested more than {MAX_META_DEPTH} levels deep; ignored")
+        return {}
     if not isinstance(data, dict):
         problems.append(f"{path}: not a JSON object; ignored")
         return {}
@@ -206,6 +218,19 @@ def _read_meta_data(path: str, problems: list[str]) -> dict:
             problems.append(f"{path}: {key!r} is not a string; ignored")
             del data[key]
     return data
+
+
+def _depth_beyond(data: object, limit: int) -> bool:
+    """Whether lists and objects in ``data`` nest deeper than ``limit`` (no recursion)."""
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            values = item.values() if isinstance(item, dict) else item
+            stack.extend((v, depth + 1) for v in values if isinstance(v, (dict, list)))
+    return False
 
 
 def _permission_problems(path: str) -> list[str]:

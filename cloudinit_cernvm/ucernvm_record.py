@@ -10,33 +10,31 @@ a warning. Unknown keys are warned about with the key they were most likely
 meant to be.
 
 Values of secret-looking keys (``cernvm_inject``, passwords, PINs, tokens)
-never reach a log line; the records are 0600 like the seed.
+never reach a log line, nor do credentials inside other values (a proxy
+URL's ``user:password@``): ``redact.py`` decides; the records are 0600 like
+the seed.
 
 Plain functions, standard library only.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
-from cloudinit_cernvm import ucernvm
+from cloudinit_cernvm import redact, ucernvm
 from cloudinit_cernvm.amiconfig import private_dir, write_json, write_private
 
 JSON_NAME = "ucernvm.json"
 ENV_NAME = "ucernvm.env"
 
-_SECRET = re.compile(r"INJECT|PASS|SECRET|TOKEN|CREDENTIAL|PIN\b|PIN$|_KEY$|PRIVATE|AUTH")
-
-
 def is_secret(key: str) -> bool:
-    """Whether the value of ``key`` must stay out of logs (case ignored)."""
-    return bool(_SECRET.search(key.upper()))
+    """Whether the value of ``key`` must stay out of logs (``redact.is_secret_key``)."""
+    return redact.is_secret_key(key)
 
 
 def shown(key: str, value: str) -> str:
-    """A value as a log line may show it: quoted, or hidden for secrets."""
-    return "(hidden)" if is_secret(key) else repr(value)
+    """A value as a log line may show it: quoted and redacted, or hidden for secrets."""
+    return redact.shown(key, value)
 
 
 class Check:

@@ -92,6 +92,12 @@ SCRIPT_HEADER = "X-CernVM-Script"
 #: Types whose base64 the issue requires decoded (all text is, in fact).
 CERNVM_TYPES = frozenset({AMICONFIG, AMICONFIG_USER_DATA, UCERNVM})
 
+#: Deepest nesting of multiparts taken. cloud-init sets no limit, but its
+#: parser and ours recurse per level and fail near Python's recursion limit
+#: (a 64 KiB message can nest 980 deep); ``amiconfig-mime`` and cloud-init's
+#: own tools write one level, hand-made archives two or three.
+MAX_MIME_DEPTH = 20
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_GZIP_LAYERS = 4
 _EXIT = re.compile(r"exit(?:[ \t;].*)?$")
@@ -116,6 +122,23 @@ class UserDataError(ValueError):
 
     The caller (the datasource) keeps the raw data when this is raised.
     """
+
+
+class MimeTooDeep(UserDataError):
+    """MIME whose multiparts nest beyond :data:`MAX_MIME_DEPTH`.
+
+    A class of its own so that a checker does not parse the message again
+    (``validate``'s boundary repair would recurse as deep), and so that the
+    datasource can tell whether cloud-init could still read the raw data:
+    ``depth`` is how deep it nests, None when too deep to be parsed at all.
+    """
+
+    def __init__(self, depth: int | None) -> None:
+        self.depth = depth
+        how = f"{depth} levels deep" if depth is not None else "too deep to be parsed"
+        super().__init__(
+            f"MIME multiparts nested {how} (at most {MAX_MIME_DEPTH}); not converted"
+        )
 
 
 class Part:
@@ -351,9 +374,12 @@ def _boundary_problem(msg: email.message.Message, body: bytes) -> str:
         }
     )
     if used:
+        # the line may be no boundary at all but a body's "--password=..."
+        from cloudinit_cernvm.redact import redact_text  # deferred: an error path
+
         return (
             f"malformed MIME: the header declares boundary '{declared}' but the parts "
-            f"are separated by '--{used[0]}'; make the two agree"
+            f"are separated by '{redact_text('--' + used[0])}'; make the two agree"
         )
     return f"malformed MIME: no part starts with the declared boundary '--{declared}'"
 
@@ -410,7 +436,7 @@ def parse_parts(data: bytes) -> list[Part]:
     not match what the header declares, a header without a body) and for
     bad base64 in a text part.
     """
-    msg = email.message_from_bytes(data)
+    msg = _parse_message(data)
     for defect in msg.defects:
         name = type(defect).__name__
         if name in ("StartBoundaryNotFoundDefect", "NoBoundaryInMultipartDefect"):
@@ -437,6 +463,31 @@ def parse_parts(data: bytes) -> list[Part]:
         else:
             parts.append(Part(headers=headers, payload=payload, encoded=_raw_body(leaf)))
     return parts
+
+
+def _parse_message(data: bytes) -> email.message.Message:
+    """``data`` parsed as MIME, refused when its multiparts nest too deep.
+
+    The depth is measured without recursion, before anything walks the
+    message (``walk()`` recurses); a message too deep for the parser itself
+    is refused the same way.
+    """
+    try:
+        msg = email.message_from_bytes(data)
+    except RecursionError:
+        raise MimeTooDeep(None) from None
+    deepest = 0
+    stack = [(msg, 1)]
+    while stack:
+        part, depth = stack.pop()
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            deepest = max(deepest, depth)
+            stack.extend((sub, depth + 1) for sub in payload
+                         if isinstance(sub, email.message.Message))
+    if deepest > MAX_MIME_DEPTH:
+        raise MimeTooDeep(deepest)
+    return msg
 
 
 def _normal_parts(parts: list[Part]) -> list[Part]:

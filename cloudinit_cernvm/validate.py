@@ -89,7 +89,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return userdata.printable(f"{self.where}: {self.message}")
+        # the user's own file, but the output lands in CI logs: credentials
+        # inside quoted values are hidden (no message needs them to be acted on)
+        from cloudinit_cernvm.redact import redact_text
+
+        return redact_text(userdata.printable(f"{self.where}: {self.message}"))
 
 
 class _Place:
@@ -355,6 +359,8 @@ def _mime_problems(data: bytes) -> tuple[list[Problem], list[Part] | None]:
     problems: list[Problem] = []
     try:
         parts = userdata.parse_parts(data)
+    except userdata.MimeTooDeep as exc:
+        return [Problem("MIME", str(exc))], None
     except UserDataError as exc:
         problems.append(Problem("MIME", str(exc)))
         repaired = _repair_boundary(data)

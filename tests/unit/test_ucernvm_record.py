@@ -88,3 +88,32 @@ def test_records_are_private(tmp_path):
     assert open(env_path).read() == (
         "_UCONTEXT_CVMFS_BRANCH=cernvm-prod.cern.ch\n_UCONTEXT_RESIZE_ROOTFS=1\n"
         "_UCONTEXT_CVMFS_PROXY=http://squid:3128\n_UCONTEXT_CERNVM_INJECT=SGVsbG8=Cg==\n")
+
+
+def test_differences_hide_credentials_inside_values_and_newer_secret_keys():
+    block = ("[ucernvm-begin]\n"
+             "cvmfs_http_proxy=http://user:pw1@squid:3128\n"
+             "cvm_cluster_pin_2=4321\n"
+             "apikey=k-abc\n"
+             "access_key_id=AKIAEXAMPLE\n"
+             "pwd=hunter2\n"
+             "cvmfs_pac_urls=http://wpad/wpad.dat?access_token=tok9\n"
+             "[ucernvm-end]\n")
+    seed = {"_UCONTEXT_CVMFS_HTTP_PROXY": "http://user:pw2@squid:3128",
+            "_UCONTEXT_CVM_CLUSTER_PIN_2": "1234",
+            "_UCONTEXT_APIKEY": "k-def",
+            "_UCONTEXT_ACCESS_KEY_ID": "AKIAOTHER",
+            "_UCONTEXT_PWD": "other",
+            "_UCONTEXT_CVMFS_PAC_URLS": "http://wpad/wpad.dat?access_token=tok8"}
+    result = rec.check(block, seed, name="p")
+    assert len(result.differences) == 6
+    text = "\n".join(result.warnings)
+    for secret in ("pw1", "pw2", "4321", "1234", "k-abc", "k-def", "AKIA", "hunter2",
+                   "other", "tok9", "tok8"):
+        assert secret not in text, (secret, text)
+    # what is not secret stays readable, so that the warning can be acted upon
+    assert "'http://(hidden)@squid:3128'" in text
+    assert "wpad.dat?access_token=(hidden)" in text
+    assert sorted(k for k in result.settings if rec.is_secret(k)) == [
+        "_UCONTEXT_ACCESS_KEY_ID", "_UCONTEXT_APIKEY", "_UCONTEXT_CVM_CLUSTER_PIN_2",
+        "_UCONTEXT_PWD"]
