@@ -81,6 +81,10 @@ class DataSourceCernVM(sources.DataSource):
             return False
         for problem in seed.problems:  # they may quote the seed's files
             LOG.warning("CernVM: %s", _redacted(problem))
+        tightened = seedlib.tighten_modes(self.seed_dir)
+        if tightened:  # every seed of an existing µCernVM image: not the user's fault
+            LOG.info("CernVM: seed %s was readable by others; made private: %s",
+                     self.seed_dir, tightened)
 
         meta_data = dict(seed.meta_data)
         meta_data["instance-id"] = seedlib.instance_id(seed, _dmi_uuid())

@@ -7,7 +7,9 @@ no seed), ``user-data`` (required, may be empty), ``meta-data`` (JSON,
 optional: older µCernVM writes none) and ``ucontext`` (optional).
 
 Reading never changes the seed: it is the raw record of what the provider
-gave, kept for ``cernvm-context show`` and for debugging.
+gave, kept for ``cernvm-context show`` and for debugging. Only its modes are
+changed, by :func:`tighten_modes`, which the datasource calls: seeds of
+existing µCernVM images are readable by all.
 """
 
 from __future__ import annotations
@@ -106,8 +108,9 @@ def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
     Raises :class:`NoSeed` when there is none, :class:`SeedError` when the
     seed cannot be used (its user-data is missing or unreadable: using an
     empty one instead would mark the instance as contextualized with nothing).
-    Lesser faults (unknown provider, bad meta-data, loose permissions) are
-    listed in ``Seed.problems`` and the rest is used.
+    A seed that others could have written is refused too (see
+    :func:`_check_trust`). Lesser faults (unknown provider, bad meta-data)
+    are listed in ``Seed.problems`` and the rest is used.
     """
     source_file = os.path.join(path, "source")
     if not os.path.isdir(path):
@@ -115,6 +118,7 @@ def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
     if not os.path.lexists(source_file):
         raise NoSeed(f"{path} has no 'source' file: not a seed")
     problems: list[str] = []
+    _check_trust(path)
     try:
         raw_source = _read(source_file, MAX_SMALL_FILE)
     except OSError as err:
@@ -135,7 +139,6 @@ def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
 
     meta_data = _read_meta_data(os.path.join(path, "meta-data"), problems)
     ucontext_text = _read_optional_text(os.path.join(path, "ucontext"), problems)
-    problems.extend(_permission_problems(path))
     return Seed(path, provider, user_data, meta_data, ucontext_text, problems)
 
 
@@ -233,18 +236,76 @@ def _depth_beyond(data: object, limit: int) -> bool:
     return False
 
 
-def _permission_problems(path: str) -> list[str]:
-    """The seed holds secrets: say so when others can read it."""
-    found = []
-    for name in ("", "user-data", "meta-data", "ucontext"):
+def _check_trust(path: str) -> None:
+    """Refuse a seed that someone but its owner could have changed.
+
+    The seed decides what runs as root. A directory or file writable by its
+    group or by others, or owned by another user than root or the reader,
+    may hold anybody's user-data, so it is not used. Being *readable* by
+    others is not a reason to refuse: every seed that µCernVM images wrote
+    is 0755/0644 (no umask in the initramfs); :func:`tighten_modes` closes
+    those.
+    """
+    names = [""]
+    try:
+        names += sorted(os.listdir(path))
+    except OSError as err:
+        raise SeedError(f"cannot list {path}: {_why(err)}") from None
+    owners = {0, os.geteuid()}
+    for name in names:
         target = os.path.join(path, name) if name else path
         try:
-            mode = os.lstat(target).st_mode
+            st = os.lstat(target)
         except OSError:
             continue
-        if mode & 0o077:
-            want = "0700" if stat.S_ISDIR(mode) else "0600"
-            found.append(
-                f"{target} is mode {stat.S_IMODE(mode):04o}; it holds secrets and should be {want}"
-            )
-    return found
+        if stat.S_ISLNK(st.st_mode):
+            continue  # never followed: reading refuses links on its own
+        if st.st_mode & 0o022:
+            raise SeedError(f"{target} is mode {stat.S_IMODE(st.st_mode):04o}: writable by "
+                            "others, so anybody could have written the context; make it "
+                            "0700 (files 0600) and owned by root")
+        if st.st_uid not in owners:
+            raise SeedError(f"{target} is owned by uid {st.st_uid}, not root: "
+                            "not trusted with the context")
+
+
+def tighten_modes(path: str) -> str | None:
+    """Make the seed private: directory 0700, its regular files 0600.
+
+    The seed carries passwords and keys; seeds of existing µCernVM images
+    are 0755/0644. Symbolic links and other special files are left alone and
+    nothing is followed: modes are changed through descriptors opened with
+    ``O_NOFOLLOW``. Returns what was changed, for one INFO line, or None.
+    Errors are left to the caller's reading, which reports what it cannot
+    read.
+    """
+    changed: list[str] = []
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        dfd = os.open(path, flags | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        _tighten_fd(dfd, 0o700, "directory", changed)
+        for name in sorted(os.listdir(dfd)):
+            try:
+                fd = os.open(name, flags, dir_fd=dfd)
+            except OSError:
+                continue  # a link or a device node: not ours to change
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    _tighten_fd(fd, 0o600, name, changed)
+            finally:
+                os.close(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+    return ", ".join(changed) or None
+
+
+def _tighten_fd(fd: int, want: int, what: str, changed: list[str]) -> None:
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode & 0o077:
+        os.fchmod(fd, want)
+        changed.append(f"{what} {mode:04o} -> {want:04o}")

@@ -98,13 +98,53 @@ def test_unusable_user_data_refuses_the_seed(tmp_path, kind, monkeypatch):
         seed.read_seed(str(d))
 
 
-def test_loose_permissions_are_reported(tmp_path):
+def test_a_seed_of_an_existing_image_is_read_and_made_private(tmp_path):
+    # µCernVM's 13context_epilog has no umask: 0755/0644, an empty ucontext,
+    # its extra files
     d = write(tmp_path / "s", source="EC2", user_data="secret")
+    (d / "ucontext").write_text("")
+    (d / "pickup.tar.gz").write_bytes(b"\x1f\x8b")
+    (d / "ami-contextualized").write_text("")
     os.chmod(d, 0o755)
-    os.chmod(d / "user-data", 0o644)
-    problems = seed.read_seed(str(d)).problems
-    assert any("mode 0755" in p and "0700" in p for p in problems)
-    assert any("user-data is mode 0644" in p and "0600" in p for p in problems)
+    for p in d.iterdir():
+        p.chmod(0o644)
+    s = seed.read_seed(str(d))
+    assert s.problems == [] and s.user_data == b"secret"
+    assert d.stat().st_mode & 0o777 == 0o755  # reading alone changes nothing
+    changed = seed.tighten_modes(str(d))
+    assert changed is not None and "directory 0755 -> 0700" in changed
+    assert "user-data 0644 -> 0600" in changed
+    assert d.stat().st_mode & 0o777 == 0o700
+    assert {p.name: p.stat().st_mode & 0o777 for p in d.iterdir()} == dict.fromkeys(
+        ["source", "user-data", "ucontext", "pickup.tar.gz", "ami-contextualized"], 0o600)
+    assert seed.tighten_modes(str(d)) is None  # nothing left to do
+
+
+def test_tightening_follows_no_link(tmp_path):
+    d = write(tmp_path / "s", source="EC2", user_data="x")
+    outside = tmp_path / "host-file"
+    outside.write_text("host")
+    outside.chmod(0o644)
+    (d / "vendor-data").symlink_to(outside)
+    seed.tighten_modes(str(d))
+    assert outside.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("target", ["", "user-data", "source"])
+def test_a_seed_writable_by_others_is_refused(tmp_path, target):
+    d = write(tmp_path / "s", source="EC2", user_data="x")
+    os.chmod(d / target if target else d, 0o777 if not target else 0o666)
+    with pytest.raises(seed.SeedError, match=r"writable by others"):
+        seed.read_seed(str(d))
+
+
+def test_a_seed_owned_by_another_user_is_refused(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a file away")
+    d = write(tmp_path / "s", source="EC2", user_data="x")
+    os.chown(d / "user-data", 4242, 4242)
+    with pytest.raises(seed.SeedError, match=r"owned by uid 4242"):
+        seed.read_seed(str(d))
 
 
 def test_reading_changes_nothing(tmp_path):
