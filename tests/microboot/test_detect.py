@@ -71,8 +71,13 @@ CASES: dict[str, tuple[Machine, Detection | None]] = {
                  Detection("OpenNebula", 'a disk labelled "cdrom" holds context.sh')),
     "vsphere": (Machine(dmi={"sys_vendor": "VMware, Inc."},
                         media={"cidata": {"user-data.txt": b"x"}}),
-                Detection("vSphere", 'DMI sys_vendor is "VMware, Inc." and '
-                                     'a disk labelled "cidata" holds user-data.txt')),
+                Detection("vSphere", 'a disk labelled "cidata" holds user-data.txt')),
+    "user-data-cd-on-kvm": (Machine(dmi={"sys_vendor": "QEMU"},
+                                    media={"cdrom": {"user-data.txt": b"x"}}),
+                            Detection("vSphere", 'a disk labelled "cdrom" holds user-data.txt')),
+    "user-data-cd-beside-context-sh": (
+        Machine(media={"cdrom": {"user-data.txt": b"x", "context.sh": b"A=1\n"}}),
+        Detection("OpenNebula", 'a disk labelled "cdrom" holds context.sh')),
     "vmware-without-cd": (Machine(dmi={"sys_vendor": "VMware, Inc."}), None),
     "cmdline-beats-dmi": (
         Machine(dmi={"sys_vendor": "Amazon EC2"}, cmdline="quiet cernvm.source=GCE"),

@@ -333,6 +333,16 @@ def test_vsphere_cd(fetch) -> None:
                                     "ucontext": UCONTEXT}
 
 
+def test_user_data_cd_on_any_hypervisor(fetch) -> None:
+    # µCernVM took a CD holding user-data.txt whatever the machine
+    m = Machine(dmi={"sys_vendor": "QEMU", "product_name": "Standard PC (i440FX + PIIX, 1996)"},
+                media={"cdrom": {"user-data.txt": UD}})
+    run = fetch(m)
+    assert run.rc == 0, run.stderr
+    assert (run.seed / "source").read_bytes() == b"vSphere\n"
+    assert (run.seed / "user-data").read_bytes() == UD
+
+
 def test_cmdline_names_provider_without_its_data(fetch) -> None:
     run = fetch(Machine(cmdline="cernvm.source=ConfigDrive"))
     assert run.rc == 2
