@@ -68,10 +68,11 @@ provider_fetch() {
     media_find CONTEXT context.sh || media_find '*' context.sh ||
         { log "OpenNebula: no disk holding context.sh"; return 1; }
     log "OpenNebula: context.sh on the disk labelled \"$MEDIA_LABEL\""
+    media_file context.sh || return 1
     # the values as WORK/ctx.NAME, read with value (no process) where one
     # line is meant
     _c=$WORK/ctx.
-    context_vars "$MEDIA/context.sh" "$_c"
+    context_vars "$MEDIA_FILE" "$_c"
     _ud=
     for _v in USER_DATA USERDATA; do [ -e "$_c$_v" ] && { _ud=$_v; break; }; done
     if [ -n "$_ud" ]; then
@@ -99,8 +100,11 @@ provider_fetch() {
         _k=$VALUE
         case /$_k/ in
             */../*) log "OpenNebula: ROOT_PUBKEY leaves the disk; ignored" ;;
-            *) if [ -f "$MEDIA/$_k" ]; then md_keys "$MEDIA/$_k"
-               else log "OpenNebula: ROOT_PUBKEY names $_k, not on the disk"; fi ;;
+            *) media_file "$_k"
+               case $? in
+                   0) md_keys "$MEDIA_FILE" ;;
+                   1) log "OpenNebula: ROOT_PUBKEY names $_k, not on the disk" ;;
+               esac ;;
         esac
     fi
     return 0
