@@ -20,8 +20,9 @@ AZURE_DMI = {"chassis_asset_tag": "7783-7084-3265-9085-8269-3286-77"}
 
 
 def ovf_env(custom: bytes) -> bytes:
-    return (b'<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1"><HostName>az'
-            b"</HostName><CustomData>" + base64.b64encode(custom) + b"</CustomData></Environment>\n")
+    return (b'<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1">'
+            b"<HostName>az</HostName><CustomData>" + base64.b64encode(custom)
+            + b"</CustomData></Environment>\n")
 
 
 def run_with_links(bbpath: Path, tmp_path: Path, machine: Machine,

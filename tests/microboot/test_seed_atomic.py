@@ -42,7 +42,8 @@ def leftovers(seed: Path) -> list[str]:
     return [p.name for p in seed.iterdir() if p.name.startswith(".")]
 
 
-def seed_write(bbpath: Path, tmp_path: Path, mv_stub: str, fail: int) -> subprocess.CompletedProcess:
+def seed_write(bbpath: Path, tmp_path: Path, mv_stub: str,
+               fail: int) -> subprocess.CompletedProcess:
     """seed_write of NEW into tmp/seed, holding OLD, with MV_STUB failing."""
     work = tmp_path / "work"
     work.mkdir()
