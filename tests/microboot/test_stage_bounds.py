@@ -7,6 +7,7 @@ second under busybox."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -138,3 +139,29 @@ def _cmdline(proc: Path) -> bytes:
         return (proc / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def make_context(size: int, quoting: str) -> bytes:
+    """A context.sh whose EC2_USER_DATA (or USER_DATA) is about SIZE bytes."""
+    raw = os.urandom(size * 3 // 4)
+    if quoting == "double":              # the issue's case: one line, double quotes
+        return b'EC2_USER_DATA="' + base64.b64encode(raw) + b'"\nVMID=7\n'
+    if quoting == "wrapped":             # base64 in 76-character lines, single quotes
+        return b"EC2_USER_DATA='" + base64.encodebytes(raw) + b"'\nVMID=7\n"
+    text = (b"#cloud-config\nwrite_files:\n- content: it's here\n" * (size // 44 + 1))[:size]
+    return b"USER_DATA='" + text.replace(b"'", b"'\\''") + b"'\nVMID=7\n"
+
+
+@pytest.mark.parametrize("quoting", ["double", "wrapped", "opennebula"])
+def test_a_context_sh_at_the_cap_is_read_in_linear_time(quoting: str, bbpath: Path,
+                                                       tmp_path: Path) -> None:
+    ctx = make_context(1024 * 1024 - 64, quoting)
+    machine = Machine(media={"CONTEXT": {"context.sh": ctx}})
+    proc = start(tmp_path, bbpath, machine, deadline=30)
+    begin = time.monotonic()
+    _out, err = proc.communicate(timeout=60)
+    seconds = time.monotonic() - begin
+    assert proc.returncode == 0, err
+    assert seconds < 5, err
+    ud = (tmp_path / "seed" / "user-data").read_bytes()
+    assert len(ud) > 700_000

@@ -127,7 +127,8 @@ media_release() {
     [ -d "$WORK/mnt" ] || return 0
     set +f
     for _ok in "$WORK"/mnt/*.ok; do
-        [ -e "$_ok" ] && umount "${_ok%.ok}" 2>/dev/null
+        # lazily when busy: a process killed at the deadline may not be gone yet
+        [ -e "$_ok" ] && { umount "${_ok%.ok}" 2>/dev/null || umount -l "${_ok%.ok}" 2>/dev/null; }
     done
     set -f
     return 0
