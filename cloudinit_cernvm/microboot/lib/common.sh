@@ -245,16 +245,18 @@ seed_write() {
     done
     set --
     for _f in $_have source; do set -- "$@" "$WORK/$_f"; done
-    # mkdir -p makes SEED too (0700 by the umask); cp keeps a source's mode
-    # under the umask (a file from a read-only medium would be 0400)
+    # mkdir -p makes SEED too; cp keeps a source's mode under the umask (a
+    # file from a read-only medium would be 0400): one chmod makes SEED 0700
+    # (an older µCernVM's is 0755) and the files 0600 (none has an x bit:
+    # the providers write WORK's files themselves, under the umask).
     if ! mkdir -p "$_new" "$_old" 2>"$WORK/seed.err" ||
         ! cp "$@" "$_new/" 2>"$WORK/seed.err"; then
         _seed_cannot
         return 1
     fi
-    set --
+    set -- "$_seed"
     for _f in $_have source; do set -- "$@" "$_new/$_f"; done
-    if ! chmod 700 "$_seed" 2>"$WORK/seed.err" || ! chmod 600 "$@" 2>"$WORK/seed.err"; then
+    if ! chmod u=rwX,go= "$@" 2>"$WORK/seed.err"; then
         _seed_cannot
         return 1
     fi

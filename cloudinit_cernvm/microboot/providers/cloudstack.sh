@@ -8,12 +8,12 @@ provider_fetch() {
         # each file a regular one on the disk (media_file), never a link out of it
         media_file cloudstack/userdata/user_data.txt
         case $? in
-            0) cp "$MEDIA_FILE" "$WORK/user-data" ;;
+            0) cat "$MEDIA_FILE" >"$WORK/user-data" ;;
             1) : >"$WORK/user-data" ;;
             *) return 1 ;;
         esac
         for _item in instance-id local-hostname public-keys availability-zone; do
-            media_file "cloudstack/metadata/$_item.txt" && cp "$MEDIA_FILE" "$WORK/$_item"
+            media_file "cloudstack/metadata/$_item.txt" && cat "$MEDIA_FILE" >"$WORK/$_item"
         done
     else
         _router=

@@ -9,7 +9,7 @@ provider_fetch() {
     # each file a regular one on the disk (media_file), never a link out of it
     media_file openstack/latest/user_data
     case $? in
-        0) cp "$MEDIA_FILE" "$WORK/user-data" ;;
+        0) cat "$MEDIA_FILE" >"$WORK/user-data" ;;
         1) : >"$WORK/user-data" ;;
         *) return 1 ;;
     esac

@@ -4,5 +4,5 @@
 provider_fetch() {
     media_find '*' user-data.txt || { log "vSphere: no disk holding user-data.txt"; return 1; }
     media_file user-data.txt || return 1
-    cp "$MEDIA_FILE" "$WORK/user-data"
+    cat "$MEDIA_FILE" >"$WORK/user-data"
 }
