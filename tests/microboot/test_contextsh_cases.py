@@ -89,7 +89,8 @@ def test_the_microboot_user_data(name: str, bbpath: Path, tmp_path: Path) -> Non
 # pieces that mean something to one reader or the other, and plain ones
 PIECES = ["A", "B", "_X1", "export", "echo", "=", "==", " ", "\t", "\n", ";", "#", "'", '"',
           "\\", "\\\n", "$", "$(", "(", ")", "`", "'\\''", "x y", "é", "\r", "1", "=''",
-          "${A}", "A=", "B='", 'C="', "if", "\\'", '\\"', "\\$", "a" * 300]
+          "${A}", "A=", "B='", 'C="', "if", "\\'", '\\"', "\\$", "a" * 300, "N" * 127,
+          " A=1 ", "\tB=", "export C="]
 
 
 def generated(count: int, seed: int) -> list[str]:
@@ -101,7 +102,7 @@ def generated(count: int, seed: int) -> list[str]:
 
 
 def test_generated_texts_read_alike(bbpath: Path, tmp_path: Path) -> None:
-    texts = generated(400, 22)
+    texts = generated(1000, 22)
     got = shell_read(bbpath, tmp_path / "gen", texts)
     wrong = [(text, shell, contextsh.read(text)[0]) for text, shell in zip(texts, got)
              if shell != contextsh.read(text)[0]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -157,11 +158,15 @@ def test_a_context_sh_at_the_cap_is_read_in_linear_time(quoting: str, bbpath: Pa
                                                        tmp_path: Path) -> None:
     ctx = make_context(1024 * 1024 - 64, quoting)
     machine = Machine(media={"CONTEXT": {"context.sh": ctx}})
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = start(tmp_path, bbpath, machine, deadline=30)
     begin = time.monotonic()
     _out, err = proc.communicate(timeout=60)
     seconds = time.monotonic() - begin
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     assert proc.returncode == 0, err
-    assert seconds < 5, err
+    # the processes' own time: a busy test machine stretches the wall clock
+    assert cpu < 5 and seconds < 20, (cpu, seconds, err)
     ud = (tmp_path / "seed" / "user-data").read_bytes()
     assert len(ud) > 700_000

@@ -129,6 +129,12 @@ context_vars() {
         }
         function piece(p,   r, n, i) {
             while (p != "" && mode != 7) {
+                # an assignment starting: its name at once (as ch would read it)
+                if (mode == 0 && !bs && !skip && match(p, /^[ \t]*[A-Za-z_][A-Za-z0-9_]*=/)) {
+                    nm = substr(p, 1, RLENGTH - 1)
+                    sub(/^[ \t]*/, "", nm)
+                    if (length(nm) <= 128) { assign(); p = substr(p, RLENGTH + 1); continue }
+                }
                 if (bulkable()) {
                     r = first(p)
                     if (r == 0) { bulk(p); return }
