@@ -225,34 +225,100 @@ meta_json() {
 }
 
 # --- the seed ----------------------------------------------------------------
+# Written all or nothing: at any moment SEED holds the old complete seed, the
+# new complete one, or (while files are renamed) no source, which makes it no
+# seed. source is the validity marker: moved away first, renamed into place
+# last. The new files are staged in SEED/.new.PID (same file system, so each
+# rename is atomic); the old seed's files wait in SEED/.old.PID until the new
+# source stands, so that a failure puts the old seed back. Neither directory
+# is left behind. Files of the seed that are not ours (extra-user-data,
+# azure.iso...) are left alone.
 
-# seed_write SEED: WORK's user-data, meta-data, ucontext and source become
-# the seed. They are copied into a directory inside SEED, then each renamed
-# into place (atomic), source last; a seed file this run has not is removed
-# first. The umask (077) makes files 0600; SEED is made 0700.
+# seed_write SEED: WORK's user-data, meta-data, ucontext (when not empty) and
+# source become the seed; an old meta-data or ucontext this run has not goes.
+# Files 0600, SEED 0700. Returns 1 (one log line) with the old seed as it
+# was.
 seed_write() {
-    _seed=$1 _new="$1/.new.$$" _stale=''
-    set -- "$WORK/user-data"
-    for _f in meta-data ucontext; do
-        if [ -s "$WORK/$_f" ]; then set -- "$@" "$WORK/$_f"; else _stale="$_stale $_seed/$_f"; fi
+    _seed=$1 _new="$1/.new.$$" _old="$1/.old.$$" _have=user-data
+    for _f in meta-data ucontext; do [ -s "$WORK/$_f" ] && _have="$_have $_f"; done
+    for _f in source user-data meta-data ucontext; do
+        if [ -d "$_seed/$_f" ] && [ ! -L "$_seed/$_f" ]; then
+            log "cannot write the seed: $_seed/$_f is a directory; nothing written"
+            return 1
+        fi
     done
-    set -- "$@" "$WORK/source"
-    # mkdir -p makes SEED too when it is missing; one left by a run with the
-    # same process id (an initramfs has few) is reused.
-    if ! mkdir -p "$_new" || ! chmod 700 "$_seed" || ! cp "$@" "$_new/"; then
-        log "cannot write into $_seed"
-        rm -rf "$_new"
+    set --
+    for _f in $_have source; do set -- "$@" "$WORK/$_f"; done
+    # mkdir -p makes SEED too; cp keeps a source's mode under the umask (a
+    # file from a read-only medium would be 0400): one chmod makes SEED 0700
+    # (an older µCernVM's is 0755) and the files 0600 (none has an x bit:
+    # the providers write WORK's files themselves, under the umask).
+    if ! mkdir -p "$_new" "$_old" 2>"$WORK/seed.err" ||
+        ! cp "$@" "$_new/" 2>"$WORK/seed.err"; then
+        _seed_cannot
         return 1
     fi
-    _src=$*
+    set -- "$_seed"
+    for _f in $_have source; do set -- "$@" "$_new/$_f"; done
+    if ! chmod u=rwX,go= "$@" 2>"$WORK/seed.err"; then
+        _seed_cannot
+        return 1
+    fi
+    # the old seed out of the way, source first: from here on, no seed
+    _oldsrc=
+    [ -e "$_seed/source" ] && _oldsrc=1
     set --
-    for _f in $_src; do set -- "$@" "$_new/${_f##*/}"; done
-    # cp keeps a source's mode under the umask: a file from a read-only
-    # medium (0444) would be 0400.
-    chmod 600 "$@" || { log "cannot set the seed's modes"; rm -rf "$_new"; return 1; }
-    # shellcheck disable=SC2086 # file names, one word each
-    [ -z "$_stale" ] || rm -f $_stale
-    mv -f "$@" "$_seed/" && rmdir "$_new" && return 0
-    log "cannot move the seed into $_seed"
+    for _f in source user-data meta-data ucontext; do
+        [ -e "$_seed/$_f" ] || [ -L "$_seed/$_f" ] && set -- "$@" "$_seed/$_f"
+    done
+    if [ $# -eq 0 ] || mv -f "$@" "$_old/" 2>"$WORK/seed.err"; then
+        set --
+        for _f in $_have; do set -- "$@" "$_new/$_f"; done
+        if mv -f "$@" "$_seed/" 2>"$WORK/seed.err" &&
+            mv -f "$_new/source" "$_seed/source" 2>"$WORK/seed.err"; then
+            seed_tidy
+            return 0
+        fi
+    fi
+    seed_rollback
     return 1
+}
+
+# _seed_cannot: the staging failed (SEED a file, read-only, full): the old
+# seed is untouched; what was staged goes.
+_seed_cannot() {
+    _err=
+    read -r _err <"$WORK/seed.err"
+    log "cannot write the seed into $_seed: ${_err#*: }; nothing written"
+    [ -d "$_seed" ] && rm -rf "$_new" "$_old" 2>/dev/null
+}
+
+# seed_rollback: after a failed rename, the new files placed so far go and
+# the old ones come back, source last; nothing staged is left.
+seed_rollback() {
+    _err=
+    read -r _err <"$WORK/seed.err"
+    set --
+    # SEED/source is the old one while it was not moved away, else new
+    if [ -z "$_oldsrc" ] || [ -e "$_old/source" ]; then set -- "$_seed/source"; fi
+    for _f in $_have; do [ -e "$_new/$_f" ] || set -- "$@" "$_seed/$_f"; done
+    rm -f "$@"
+    set --
+    for _f in user-data meta-data ucontext; do [ -e "$_old/$_f" ] && set -- "$@" "$_old/$_f"; done
+    if { [ $# -eq 0 ] || mv -f "$@" "$_seed/"; } &&
+        { [ ! -e "$_old/source" ] || mv -f "$_old/source" "$_seed/source"; }; then
+        log "cannot move the seed into $_seed: $_err; the old one kept, nothing written"
+    else
+        rm -f "$_seed/source"
+        log "cannot move the seed into $_seed: $_err; it is no seed now (no source)"
+    fi
+    seed_tidy
+}
+
+# seed_tidy: the staging directories of this run, and any an earlier run
+# that was stopped left behind, removed.
+seed_tidy() {
+    set +f
+    rm -rf "$_seed"/.new.* "$_seed"/.old.* || log "cannot tidy $_seed"
+    set -f
 }

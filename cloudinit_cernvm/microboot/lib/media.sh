@@ -81,6 +81,31 @@ media_find() {
     return 1
 }
 
+# media_file REL: MEDIA_FILE is MEDIA/REL when that is a regular file
+# reached through no symlink and no ".." inside the disk: a link on a disk
+# could point at a file of this machine (a key, a password file), which would
+# then go into the seed. Returns 1 when REL is not there, 2 (one log line)
+# when it is refused. Tests builtins only: no process.
+media_file() {
+    MEDIA_FILE=$MEDIA/$1
+    case /$1/ in
+        */../*) log "$1 on the disk leaves it; not read"; return 2 ;;
+    esac
+    _at=$MEDIA _rest=$1
+    while :; do
+        _at=$_at/${_rest%%/*}
+        if [ -L "$_at" ]; then
+            log "$1 on the disk is reached through a symlink; not read"
+            return 2
+        fi
+        case $_rest in */*) _rest=${_rest#*/} ;; *) break ;; esac
+    done
+    [ -e "$MEDIA_FILE" ] || return 1
+    [ -f "$MEDIA_FILE" ] && return 0
+    log "$1 on the disk is no regular file; not read"
+    return 2
+}
+
 # media_mount DEV TYPE: MEDIA is DEV's directory, mounted read-only once.
 media_mount() {
     if [ "$2" = dir ]; then MEDIA=$1; return 0; fi
@@ -102,7 +127,8 @@ media_release() {
     [ -d "$WORK/mnt" ] || return 0
     set +f
     for _ok in "$WORK"/mnt/*.ok; do
-        [ -e "$_ok" ] && umount "${_ok%.ok}" 2>/dev/null
+        # lazily when busy: a process killed at the deadline may not be gone yet
+        [ -e "$_ok" ] && { umount "${_ok%.ok}" 2>/dev/null || umount -l "${_ok%.ok}" 2>/dev/null; }
     done
     set -f
     return 0

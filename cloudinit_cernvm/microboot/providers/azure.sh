@@ -10,14 +10,16 @@ xml_text() {
 provider_fetch() {
     if media_find 'rd_rdfe_stable*' ovf-env.xml || media_find '*' ovf-env.xml; then
         log "Azure: ovf-env.xml on the disk labelled \"$MEDIA_LABEL\""
-        xml_text CustomData "$MEDIA/ovf-env.xml" >"$WORK/custom"
+        media_file ovf-env.xml || return 1
+        _ovf=$MEDIA_FILE
+        xml_text CustomData "$_ovf" >"$WORK/custom"
         if [ -s "$WORK/custom" ]; then
             b64 "$WORK/custom" "$WORK/user-data" "Azure CustomData" || return 1
         else
             : >"$WORK/user-data"
         fi
-        md local-hostname "$(xml_text HostName "$MEDIA/ovf-env.xml")"
-        tr -d '\r\n' <"$MEDIA/ovf-env.xml" | sed 's#</\([A-Za-z0-9]*:\)\{0,1\}PublicKey>#&\n#g' |
+        md local-hostname "$(xml_text HostName "$_ovf")"
+        tr -d '\r\n' <"$_ovf" | sed 's#</\([A-Za-z0-9]*:\)\{0,1\}PublicKey>#&\n#g' |
             sed -n 's#.*<\([A-Za-z0-9]*:\)\{0,1\}Value>\([^<]*\)</.*#\2#p' >"$WORK/keys"
         md_keys "$WORK/keys"
         return 0

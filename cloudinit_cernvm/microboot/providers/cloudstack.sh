@@ -5,14 +5,15 @@
 
 provider_fetch() {
     if media_find config-2 cloudstack || media_find CONFIG-2 cloudstack; then
-        _d=$MEDIA/cloudstack
-        if [ -f "$_d/userdata/user_data.txt" ]; then
-            cp "$_d/userdata/user_data.txt" "$WORK/user-data"
-        else
-            : >"$WORK/user-data"
-        fi
+        # each file a regular one on the disk (media_file), never a link out of it
+        media_file cloudstack/userdata/user_data.txt
+        case $? in
+            0) cat "$MEDIA_FILE" >"$WORK/user-data" ;;
+            1) : >"$WORK/user-data" ;;
+            *) return 1 ;;
+        esac
         for _item in instance-id local-hostname public-keys availability-zone; do
-            [ -f "$_d/metadata/$_item.txt" ] && cp "$_d/metadata/$_item.txt" "$WORK/$_item"
+            media_file "cloudstack/metadata/$_item.txt" && cat "$MEDIA_FILE" >"$WORK/$_item"
         done
     else
         _router=

@@ -6,7 +6,13 @@
 provider_fetch() {
     media_find config-2 openstack || media_find CONFIG-2 openstack || {
         log "ConfigDrive: no disk labelled config-2 holding openstack/"; return 1; }
-    _d=$MEDIA/openstack/latest
-    if [ -f "$_d/user_data" ]; then cp "$_d/user_data" "$WORK/user-data"; else : >"$WORK/user-data"; fi
-    openstack_meta "$_d/meta_data.json"
+    # each file a regular one on the disk (media_file), never a link out of it
+    media_file openstack/latest/user_data
+    case $? in
+        0) cat "$MEDIA_FILE" >"$WORK/user-data" ;;
+        1) : >"$WORK/user-data" ;;
+        *) return 1 ;;
+    esac
+    media_file openstack/latest/meta_data.json && openstack_meta "$MEDIA_FILE"
+    return 0
 }

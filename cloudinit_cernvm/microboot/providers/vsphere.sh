@@ -3,5 +3,6 @@
 
 provider_fetch() {
     media_find '*' user-data.txt || { log "vSphere: no disk holding user-data.txt"; return 1; }
-    cp "$MEDIA/user-data.txt" "$WORK/user-data"
+    media_file user-data.txt || return 1
+    cat "$MEDIA_FILE" >"$WORK/user-data"
 }
