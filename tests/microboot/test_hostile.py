@@ -75,6 +75,19 @@ def test_gce_user_data_at_its_limit_in_the_instance_json_too(fetch) -> None:
     assert meta["availability-zone"] == "eu-west-1a"
 
 
+def test_gce_ssh_key_of_256_kb_with_escapes_on_one_line(fetch) -> None:
+    big = "ssh-rsa AAAA" + 'B\\"' * 80_000 + " me"
+    doc = {"id": 7, "hostname": "vm1", "zone": "projects/1/zones/europe-west1-b",
+           "attributes": {"ssh-keys": f"cernvm:{KEY}\nroot:{big}"}}
+    with MetadataService("GCE", b"ud", answers={INSTANCE: (200, json.dumps(doc).encode())}) as svc:
+        run = fetch(GCE, svc.url)
+    assert run.rc == 0, run.stderr
+    assert run.seconds < 5
+    meta = meta_of(run)
+    assert meta["public-keys"] == [KEY, big]
+    assert meta["region"] == "europe-west1"
+
+
 def test_gce_instance_json_nested_200000_deep_is_refused_quickly(fetch) -> None:
     deep = b'{"id": 1, "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     with MetadataService("GCE", b"hello", answers={INSTANCE: (200, deep)}) as svc:

@@ -224,32 +224,41 @@ meta_json() {
                 for (i = 1; i <= n; i++) seen[order[i]] = 1
                 for (i = 1; i < 32; i++) { c = sprintf("%c", i); ctl[c] = sprintf("\\u%04x", i); cc = cc c }
                 ctl["\n"] = "\\n"; ctl["\t"] = "\\t"; ctl["\r"] = "\\r"
-                special = "[\\\\\"" cc "]" }
-        function esc(s,   out, c, i) {
+                special = "[\\\\\"" cc "]"; control = "[" cc "]" }
+        # In slices of 256: each gsub match and each concatenation costs the
+        # whole string in busybox awk, and a key line may be 256 KB (GCE).
+        function esc(s,   out, b, pos, c) {
             if (s !~ special) return "\"" s "\""    # most values: nothing to escape
             out = ""
-            for (i = 1; i <= length(s); i++) {
-                c = substr(s, i, 1)
-                if (c == "\\" || c == "\"") out = out "\\" c
-                else if (c in ctl) out = out ctl[c]
-                else out = out c
+            for (pos = 1; pos <= length(s); pos += 256) {
+                b = substr(s, pos, 256)
+                if (b ~ special) {
+                    gsub(/\\/, "\\\\", b); gsub(/"/, "\\\"", b)
+                    if (b ~ control) for (c in ctl) gsub(c, ctl[c], b)
+                }
+                out = out b
             }
             return "\"" out "\""
         }
         {
             k = $1; v = substr($0, length(k) + 2)
             if (!(k in seen)) { seen[k] = 1; order[++n] = k }
-            if (k == "public-keys") keys = (nk++ ? keys ", " : "") esc(v)
+            if (k == "public-keys") key[++nk] = esc(v)
             else val[k] = esc(v)
         }
         END {
             printf "{"
             for (i = 1; i <= n; i++) {
                 k = order[i]
-                if (k == "public-keys") { if (!nk) continue; v = "[" keys "]" }
-                else if (k in val) v = val[k]
-                else continue
-                printf "%s\n  %s: %s", (m++ ? "," : ""), esc(k), v
+                if (k == "public-keys") {
+                    if (!nk) continue
+                    printf "%s\n  %s: [", (m++ ? "," : ""), esc(k)
+                    for (j = 1; j <= nk; j++) printf "%s%s", (j > 1 ? ", " : ""), key[j]
+                    printf "]"
+                    continue
+                }
+                if (!(k in val)) continue
+                printf "%s\n  %s: %s", (m++ ? "," : ""), esc(k), val[k]
             }
             printf "%s}\n", (m ? "\n" : "")
         }' "$1" >"$2"

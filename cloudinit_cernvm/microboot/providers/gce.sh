@@ -27,10 +27,10 @@ provider_fetch() {
     _zone=${VALUE##*/}
     md_file instance-id id
     md_file local-hostname hostname
-    if [ -s "$WORK/ssh-keys" ]; then
-        sed 's/^[^: ]*://' "$WORK/ssh-keys" >"$WORK/keys.plain"
-        md_keys "$WORK/keys.plain"
-    fi
+    # "user:key" lines to md's public-keys lines as md_keys makes them, by
+    # one awk: the attribute may be 256 KB, the shell reads a byte at a time.
+    [ -s "$WORK/ssh-keys" ] && awk '{ sub(/\r$/, ""); sub(/^[^: ]*:/, "") }
+        $0 !~ /^[ \t]*(#|$)/ { print "public-keys\t" $0 }' "$WORK/ssh-keys" >>"$WORK/md"
     md availability-zone "$_zone"
     md region "${_zone%-*}"
 }
