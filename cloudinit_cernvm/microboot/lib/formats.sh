@@ -191,6 +191,11 @@ function trailing(s,   L, k, lo, hi, mid) {
 # is split; backslash pairs are \001 meanwhile.
 function unescape(s,   L, pos, b, carry, i, q) {
     L = length(s); carry = ""
+    if (L <= 512) {
+        gsub(/\\\\/, "\001", s)
+        if (index(s, "\\")) unescape_slice(s); else plain(s)
+        return
+    }
     for (pos = 1; pos <= L || carry != ""; pos += 512) {
         b = carry substr(s, pos, 512); carry = ""
         gsub(/\\\\/, "\001", b)
@@ -207,8 +212,10 @@ function unescape(s,   L, pos, b, carry, i, q) {
 # surrogates as one character; each code seen once computed); escapes JSON
 # has not are left as they are.
 function unescape_slice(b,   i, h, u, lo) {
-    gsub(/\\n/, "\n", b); gsub(/\\t/, "\t", b); gsub(/\\r/, "\r", b)
-    gsub(/\\b/, "\010", b); gsub(/\\f/, "\014", b); gsub(/\\\//, "/", b)
+    if (b ~ /\\[ntrbf\/]/) {
+        gsub(/\\n/, "\n", b); gsub(/\\t/, "\t", b); gsub(/\\r/, "\r", b)
+        gsub(/\\b/, "\010", b); gsub(/\\f/, "\014", b); gsub(/\\\//, "/", b)
+    }
     while ((i = index(b, "\\u")) > 0) {
         h = substr(b, i + 2, 4)
         if (h !~ /^[0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f]$/) {
