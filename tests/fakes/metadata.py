@@ -29,6 +29,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -68,6 +69,53 @@ VERSIONS: dict[str, tuple[str, ...]] = {
 
 Reply = tuple[int, bytes]
 NOT_FOUND: Reply = (404, b"Not Found")
+
+
+@dataclass
+class Broken:
+    """A broken 200 answer for ``answers``, bounded in time and bytes so the
+    fake never runs forever: ``short`` announces ``size`` bytes and closes
+    after ``sent``; ``drip`` announces ``size`` and sends one byte a second;
+    ``endless`` sends data without a length (``chunked``: in chunks), until
+    ``limit`` bytes or ``seconds`` have gone or the client has hung up."""
+
+    kind: str
+    size: int = 1000
+    sent: int = 10
+    limit: int = 256 * 1024 * 1024
+    seconds: float = 10.0
+
+    def serve(self, handler: BaseHTTPRequestHandler) -> None:
+        """Write the answer on HANDLER's connection, then close it."""
+        out = handler.wfile
+        handler.close_connection = True
+        start = time.monotonic()
+        try:
+            handler.send_response(200)
+            if self.kind in ("short", "drip"):
+                handler.send_header("Content-Length", str(self.size))
+            elif self.kind == "chunked":
+                handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            if self.kind == "short":
+                out.write(b"x" * self.sent)
+                return
+            sent, block = 0, b"y" * 65536
+            while sent < min(self.limit, self.size if self.kind == "drip" else self.limit) \
+                    and time.monotonic() - start < self.seconds:
+                if self.kind == "drip":
+                    out.write(b"d")
+                    out.flush()
+                    sent += 1
+                    time.sleep(1)
+                elif self.kind == "chunked":
+                    out.write(b"%x\r\n%s\r\n" % (len(block), block))
+                    sent += len(block)
+                else:
+                    out.write(block)
+                    sent += len(block)
+        except OSError:
+            pass  # the client hung up: what a capped client does
 
 
 class _Routes:
@@ -241,7 +289,7 @@ class MetadataService:
                  instance: Instance | None = None, port: int = 0, host: str = "127.0.0.1",
                  lifetime: float = 120.0, imds_v1_only: bool = False,
                  gce_encoding: str | None = None,
-                 answers: dict[str, Reply] | None = None) -> None:
+                 answers: dict[str, Reply | Broken] | None = None) -> None:
         if provider not in PROVIDERS:
             raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
         self.provider = provider
@@ -251,7 +299,7 @@ class MetadataService:
         self._routes = _Routes(provider, user_data, instance or Instance(),
                                imds_v1_only, gce_encoding)
         #: answers that replace the provider's own, by path with its query
-        #: (hostile or broken services in tests)
+        #: (hostile or broken services in tests): (status, body) or Broken
         self.answers = dict(answers or {})
         self._port = port
         self._host = host
@@ -340,6 +388,11 @@ class MetadataService:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 req = Request(self.command, self.path, headers)
                 reply = service.answers.get(self.path)
+                if isinstance(reply, Broken):
+                    req.status = 200
+                    service._record(req)
+                    reply.serve(self)
+                    return
                 if reply is None:
                     reply = service._routes.answer(self.command, self.path, headers)
                 status, body = reply

@@ -116,7 +116,7 @@ def test_gzip_bomb_refused(fetch) -> None:
     with MetadataService("EC2", bomb) as svc:
         run = fetch(EC2, svc.url)
     assert run.rc == 2
-    assert "more than 16777216 bytes: refused" in run.stderr
+    assert "more than 1048576 bytes: refused" in run.stderr
     assert not run.seed.exists()
 
 

@@ -48,85 +48,117 @@ lower() {
 
 # --- HTTP --------------------------------------------------------------------
 # Every request is bounded: connect 2 s, answer 4 s, and the whole run by
-# DEADLINE_MS. Requests that cannot connect (the network is still settling)
-# or get a 5xx are tried again after a second, 3 tries at most; a service
-# that accepts the connection and stays silent is not asked again. Several
-# URLs go in one curl run (one process, one connection).
+# DEADLINE_MS; every body by a size cap of its own. Requests that cannot
+# connect (the network is still settling), get a 5xx or an answer cut short
+# are tried again after a second, 3 tries at most; a service that accepts the
+# connection and stays silent, or drips past the time limit, is not asked
+# again. Several URLs go in one curl run (one process, one connection). A
+# body is saved only when it came whole: curl's status for that URL is 0 and
+# it is within its cap.
 
 HTTP_CONNECT_S=2
 HTTP_MAX_S=4
 HTTP_TRIES=3
 HTTP_COUNT=0
+# shellcheck disable=SC2034 # read by the providers
+HTTP_SMALL=8192    # the cap of an id, a name, a zone, a token, a key
 
-# http METHOD HEADER NAME URL [NAME URL]...: each URL into WORK/NAME, its
-# status into WORK/NAME.code ("000": no answer). HEADER ('' for none) goes
-# with every request, through curl's config on stdin, so a token never shows
-# in ps. Returns 1 when a request got no answer.
+# http METHOD HEADER NAME MAX URL [NAME MAX URL]...: each URL into WORK/NAME
+# (at most MAX bytes), its status into WORK/NAME.code ("000": no answer, or
+# none whole). HEADER ('' for none) goes with every request, through curl's
+# config on stdin, so a token never shows in ps. Returns 1 when a request got
+# no whole answer.
 http() {
     _method=$1 _hdr=$2
     shift 2
     _cfg="${_hdr:+header = \"$_hdr\"}"
-    _n=0 _names=
-    while [ $# -ge 2 ]; do
+    _n=0 _items='' _max=0
+    while [ $# -ge 3 ]; do
         _cfg="$_cfg
-url = \"$2\"
+url = \"$3\"
 output = \"$WORK/$1\""
-        _names="$_names $1" _n=$((_n + 1))
-        shift 2
+        _items="$_items $1:$2" _n=$((_n + 1))
+        [ "$2" -le "$_max" ] || _max=$2
+        shift 3
     done
     _try=1
     while :; do
         now_ms
         _left=$(((DEADLINE_MS - NOW_MS) / 1000 / _n))
-        [ "$_left" -ge 1 ] || { log "no time left for$_names"; return 1; }
+        [ "$_left" -ge 1 ] || { log "no time left for$_items"; return 1; }
         [ "$_left" -lt "$HTTP_MAX_S" ] || _left=$HTTP_MAX_S
         HTTP_COUNT=$((HTTP_COUNT + _n))
-        curl -q -sS -K - -X "$_method" \
+        # shellcheck disable=SC2086 # the items, one word each
+        set -- $_items
+        for _i; do echo 000 >"$WORK/${_i%:*}.code"; done
+        # --max-filesize refuses a body whose Content-Length is over the
+        # largest cap before it comes; the file size limit (512-byte blocks)
+        # stops one sent without a length, which curl before 8.4 lets through:
+        # with XFSZ ignored, that transfer alone fails (a write error).
+        (ulimit -f $((_max / 512 + 1)); trap '' XFSZ
+         exec curl -q -sS -K - -X "$_method" --max-filesize "$_max" \
             --connect-timeout "$HTTP_CONNECT_S" --max-time "$_left" \
-            -w '%{http_code} %{time_connect}\n' >"$WORK/curl.out" 2>"$WORK/curl.err" <<EOF
+            -w '%{http_code} %{time_connect} %{size_download} %{exitcode}\n') \
+            >"$WORK/curl.out" 2>"$WORK/curl.err" <<EOF
 $_cfg
 EOF
-        _again='' _silent=''
-        # shellcheck disable=SC2086 # the names, one word each
-        set -- $_names
-        while read -r _code _conn; do
-            echo "$_code" >"$WORK/$1.code"
-            case $_code in
-                [1-4]??) ;;
-                5??) _again="status $_code" ;;
-                *) case $_conn in
-                       0|0.0|0.000000) _again="no connection" ;;  # connect failed
-                       *) _silent=1 ;;
-                   esac ;;
-            esac
+        _rc=$? _again='' _stop=''
+        while read -r _code _conn _size _exit; do
+            [ $# -gt 0 ] || break
+            http_item "${1%:*}" "${1##*:}"
             shift
         done <"$WORK/curl.out"
-        if [ -n "$_silent" ]; then
-            log "$_method$_names: connected, no answer: $(head -n 1 "$WORK/curl.err")"
+        for _i; do : >"$WORK/${_i%:*}"; _stop=1; done    # no line: no answer
+        if [ -n "$_stop" ]; then
+            log "$_method$_items: not all whole: $(head -n 1 "$WORK/curl.err")"
             return 1
         fi
         [ -n "$_again" ] || return 0
         [ "$_try" -lt "$HTTP_TRIES" ] || break
-        log "$_method$_names: $_again, trying again"
+        log "$_method$_items: $_again, trying again"
         _try=$((_try + 1))
         sleep 1
     done
-    log "$_method$_names: $_again after $HTTP_TRIES tries"
+    log "$_method$_items: $_again after $HTTP_TRIES tries"
     case $_again in status*) return 0 ;; esac
     return 1
 }
 
-# get HEADER NAME URL [NAME URL]...: GET each URL into WORK/NAME. A 404
-# leaves WORK/NAME empty (the provider has none), as does any failure;
-# got NAME tells them apart. Returns 1 when a request got no answer.
+# http_item NAME MAX: one line of curl's report (_code _conn _size _exit)
+# for WORK/NAME: its status kept when the body came whole, else "000" and
+# the body emptied; _again or _stop set for what the next try should be.
+http_item() {
+    case $_exit in ''|*[!0-9]*) _exit=$_rc ;; esac    # a curl before 7.75: its own status
+    case $_size in ''|*[!0-9]*) _size=0 ;; esac
+    case $_exit:$_code in
+        0:5??) echo "$_code" >"$WORK/$1.code"; _again="status $_code"; return 0 ;;
+        0:[1-4]??)
+            if [ "$_size" -le "$2" ]; then echo "$_code" >"$WORK/$1.code"; return 0; fi
+            log "$_method $1: answer larger than $2 bytes: refused"; _stop=1 ;;
+        63:*|23:*) log "$_method $1: answer larger than $2 bytes: refused"; _stop=1 ;;
+        *:000)
+            case $_conn in
+                0|0.0|0.000000) _again="no connection" ;;    # connect failed
+                *) log "$_method $1: connected, no answer"; _stop=1 ;;
+            esac ;;
+        28:*) log "$_method $1: answer not whole within the time limit: not saved"; _stop=1 ;;
+        *) log "$_method $1: answer cut short (curl status $_exit): not saved"
+           _again="answer cut short" ;;
+    esac
+    : >"$WORK/$1"
+}
+
+# get HEADER NAME MAX URL [NAME MAX URL]...: GET each URL into WORK/NAME. A
+# 404 leaves WORK/NAME empty (the provider has none), as does any failure;
+# got NAME tells them apart. Returns 1 when a request got no whole answer.
 get() {
     http GET "$@"
     _rc=$?
     shift
-    while [ $# -ge 2 ]; do
-        got "$1" || [ "$_rc" = 1 ] || log "${2%%\?*}: status $CODE"
+    while [ $# -ge 3 ]; do
+        got "$1" || [ "$_rc" = 1 ] || log "${3%%\?*}: status $CODE"
         [ "$CODE" = 200 ] || : >"$WORK/$1"
-        shift 2
+        shift 3
     done
     return $_rc
 }
@@ -149,7 +181,7 @@ value() {
 
 # --- meta-data ---------------------------------------------------------------
 # Providers collect items with md KEY VALUE (first line of VALUE), md_file
-# KEY NAME, md_json FILE KEY=JSONKEY... and public keys with md_keys FILE
+# KEY NAME, md_json FILE KEY=PATH... and public keys with md_keys FILE
 # (one key a line); meta_json turns them into the seed's meta-data JSON
 # object: instance-id, local-hostname, public-keys, availability-zone,
 # region, then any other key in the order given.
@@ -160,12 +192,15 @@ md() {
     return 0
 }
 
-# md_json FILE KEY=JSONKEY...: md KEY with the string "JSONKEY" of a JSON
-# FILE, for each pair, in one pass.
+# md_json FILE KEY=PATH...: md KEY with the value at PATH (json_pick's) of
+# the JSON FILE, its first line, for each pair, in one pass.
 md_json() {
-    _f=$1
+    _f=$1 _picks=''
     shift
-    json_strs "$_f" "$@" >>"$WORK/md"
+    for _p; do _picks="$_picks md.$_p"; done
+    # shellcheck disable=SC2086 # NAME=PATH words
+    json_pick "$_f" $_picks || return 0
+    for _p; do md_file "${_p%%=*}" "md.${_p%%=*}"; done
 }
 
 # md_file KEY NAME: md KEY with the first line of WORK/NAME.
@@ -192,15 +227,19 @@ meta_json() {
                 for (i = 1; i <= n; i++) seen[order[i]] = 1
                 for (i = 1; i < 32; i++) { c = sprintf("%c", i); ctl[c] = sprintf("\\u%04x", i); cc = cc c }
                 ctl["\n"] = "\\n"; ctl["\t"] = "\\t"; ctl["\r"] = "\\r"
-                special = "[\\\\\"" cc "]" }
-        function esc(s,   out, c, i) {
+                special = "[\\\\\"" cc "]"; control = "[" cc "]" }
+        # In slices of 256: each gsub match and each concatenation costs the
+        # whole string in busybox awk, and a key line may be 256 KB (GCE).
+        function esc(s,   out, b, pos, c) {
             if (s !~ special) return "\"" s "\""    # most values: nothing to escape
             out = ""
-            for (i = 1; i <= length(s); i++) {
-                c = substr(s, i, 1)
-                if (c == "\\" || c == "\"") out = out "\\" c
-                else if (c in ctl) out = out ctl[c]
-                else out = out c
+            for (pos = 1; pos <= length(s); pos += 256) {
+                b = substr(s, pos, 256)
+                if (b ~ special) {
+                    gsub(/\\/, "\\\\", b); gsub(/"/, "\\\"", b)
+                    if (b ~ control) for (c in ctl) gsub(c, ctl[c], b)
+                }
+                out = out b
             }
             return "\"" out "\""
         }
@@ -208,17 +247,22 @@ meta_json() {
             k = $1; v = substr($0, length(k) + 2)
             if (v !~ utf8) { printf "fetch-context: meta-data %s is not UTF-8 text: dropped\n", k > "/dev/stderr"; next }
             if (!(k in seen)) { seen[k] = 1; order[++n] = k }
-            if (k == "public-keys") keys = (nk++ ? keys ", " : "") esc(v)
+            if (k == "public-keys") key[++nk] = esc(v)
             else val[k] = esc(v)
         }
         END {
             printf "{"
             for (i = 1; i <= n; i++) {
                 k = order[i]
-                if (k == "public-keys") { if (!nk) continue; v = "[" keys "]" }
-                else if (k in val) v = val[k]
-                else continue
-                printf "%s\n  %s: %s", (m++ ? "," : ""), esc(k), v
+                if (k == "public-keys") {
+                    if (!nk) continue
+                    printf "%s\n  %s: [", (m++ ? "," : ""), esc(k)
+                    for (j = 1; j <= nk; j++) printf "%s%s", (j > 1 ? ", " : ""), key[j]
+                    printf "]"
+                    continue
+                }
+                if (!(k in val)) continue
+                printf "%s\n  %s: %s", (m++ ? "," : ""), esc(k), val[k]
             }
             printf "%s}\n", (m ? "\n" : "")
         }' "$1" >"$2"

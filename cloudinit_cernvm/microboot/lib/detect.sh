@@ -47,17 +47,21 @@ file_matches() {
     case $_v in $2) COND="$3 is \"$_v\"" ;; *) return 1 ;; esac
 }
 
-# cmdline_has KEYS VALUE: a KEY=VALUE word on the kernel command line.
+# cmdline_has KEYS VALUE: a KEY=VALUE word on the kernel command line. A
+# value (up to ";" or ",") longer than any provider name is no provider's:
+# skipped unread (lower costs the cube of its length).
 cmdline_has() {
     [ -n "${CMDLINE+set}" ] || { CMDLINE=; read -r CMDLINE <"$SYSROOT/proc/cmdline" 2>/dev/null; }
     for _w in $CMDLINE; do
         case $_w in *=*) ;; *) continue ;; esac
         case ",$1," in *",${_w%%=*},"*) ;; *) continue ;; esac
-        lower "$2"
-        _want=$LOWER
         _val=${_w#*=}
         _val=${_val%%;*}
-        lower "${_val%%,*}"
+        _val=${_val%%,*}
+        [ ${#_val} -le 16 ] || continue
+        lower "$2"
+        _want=$LOWER
+        lower "$_val"
         # shellcheck disable=SC2254 # the rule's glob
         case $LOWER in $_want) COND="kernel command line has $_w"; return 0 ;; esac
     done

@@ -7,6 +7,8 @@ xml_text() {
     tr -d '\r\n' <"$2" | sed -n "s#.*<\([A-Za-z0-9]*:\)\{0,1\}$1>\([^<]*\)</\([A-Za-z0-9]*:\)\{0,1\}$1>.*#\2#p"
 }
 
+AZURE_UD_MAX=131072    # Azure takes 64 KiB of user-data; IMDS gives it in base64
+
 provider_fetch() {
     if media_find 'rd_rdfe_stable*' ovf-env.xml || media_find '*' ovf-env.xml; then
         log "Azure: ovf-env.xml on the disk labelled \"$MEDIA_LABEL\""
@@ -27,8 +29,9 @@ provider_fetch() {
     _b="$METADATA_URL/metadata/instance/compute"
     _q="api-version=2021-01-01&format=text"
     _h="Metadata: true"
-    get "$_h" ud64 "$_b/userData?$_q" vmId "$_b/vmId?$_q" name "$_b/name?$_q" \
-        location "$_b/location?$_q" zone "$_b/zone?$_q"
+    get "$_h" ud64 "$AZURE_UD_MAX" "$_b/userData?$_q" vmId "$HTTP_SMALL" "$_b/vmId?$_q" \
+        name "$HTTP_SMALL" "$_b/name?$_q" location "$HTTP_SMALL" "$_b/location?$_q" \
+        zone "$HTTP_SMALL" "$_b/zone?$_q"
     got ud64 || return 1
     b64 "$WORK/ud64" "$WORK/user-data" "Azure userData" || return 1
     md_file instance-id vmId

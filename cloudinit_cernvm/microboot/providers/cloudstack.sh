@@ -3,6 +3,11 @@
 # else the virtual router, which is the DHCP server named in
 # /var/lib/dhcp-server (written by µCernVM's udhcpc script).
 
+# The router's user-data: at most vm.userdata.max.length (32 KiB by
+# default, 1 MiB at most) of base64, served decoded; keys, a line each.
+CLOUDSTACK_UD_MAX=1048576
+CLOUDSTACK_KEYS_MAX=65536
+
 provider_fetch() {
     if media_find config-2 cloudstack || media_find CONFIG-2 cloudstack; then
         # each file a regular one on the disk (media_file), never a link out of it
@@ -22,9 +27,9 @@ provider_fetch() {
         _b="http://$_router/latest"
         # Three requests: the router has one file per item and no document;
         # the host name comes from DHCP on CloudStack anyway.
-        get '' user-data "$_b/user-data" \
-            instance-id "$_b/meta-data/instance-id" \
-            public-keys "$_b/meta-data/public-keys"
+        get '' user-data "$CLOUDSTACK_UD_MAX" "$_b/user-data" \
+            instance-id "$HTTP_SMALL" "$_b/meta-data/instance-id" \
+            public-keys "$CLOUDSTACK_KEYS_MAX" "$_b/meta-data/public-keys"
         got user-data || return 1
     fi
     for _item in instance-id local-hostname; do

@@ -3,10 +3,13 @@
 # token request is not supported (404/405). Five requests in all: token,
 # user-data, identity document (id, zone, region), hostname, first key.
 
+EC2_UD_MAX=32768    # EC2 takes 16 KiB of user-data
+
 provider_fetch() {
     _b=$METADATA_URL/latest
     _tok=
-    http PUT "X-aws-ec2-metadata-token-ttl-seconds: 300" token "$_b/api/token" || return 1
+    http PUT "X-aws-ec2-metadata-token-ttl-seconds: 300" token "$HTTP_SMALL" "$_b/api/token" ||
+        return 1
     got token
     _code=$CODE
     case $_code in
@@ -14,10 +17,10 @@ provider_fetch() {
         404|405) log "EC2: no IMDSv2 token (status $_code); IMDSv1" ;;
         *) log "EC2: token request: status $_code"; return 1 ;;
     esac
-    get "$_tok" user-data "$_b/user-data" \
-        ident "$_b/dynamic/instance-identity/document" \
-        hostname "$_b/meta-data/local-hostname" \
-        key "$_b/meta-data/public-keys/0/openssh-key"
+    get "$_tok" user-data "$EC2_UD_MAX" "$_b/user-data" \
+        ident "$HTTP_SMALL" "$_b/dynamic/instance-identity/document" \
+        hostname "$HTTP_SMALL" "$_b/meta-data/local-hostname" \
+        key "$HTTP_SMALL" "$_b/meta-data/public-keys/0/openssh-key"
     got user-data || return 1
     md_json "$WORK/ident" instance-id=instanceId availability-zone=availabilityZone \
         region=region
