@@ -22,10 +22,14 @@ vm-test:
 	@tools/bootstrap --vm
 	$(PY) -m pytest -q tests/vm
 
-# At least 100,000 hostile inputs through the user-data conversion and checks.
+# At least 100,000 hostile inputs through the user-data conversion and checks,
+# and 2,000 hostile metadata answers and 2,000 context disks through the
+# microboot stage under busybox (about 5 minutes).
 FUZZ_EXAMPLES ?= 100000
+FUZZ_STAGE_EXAMPLES ?= 2000
 fuzz: setup
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -s tests/properties/test_userdata_fuzz.py
+	FUZZ_STAGE_EXAMPLES=$(FUZZ_STAGE_EXAMPLES) $(PY) -m pytest -q -s tests/properties/test_microboot_fuzz.py
 
 demo: setup
 	$(PY) tools/demo.py
