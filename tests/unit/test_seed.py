@@ -86,7 +86,28 @@ def test_public_keys_as_text_become_a_list(tmp_path):
     assert s.meta_data["public-keys"] == ["ssh-rsa AAA a", "ssh-ed25519 BBB b"]
 
 
-@pytest.mark.parametrize("kind", ["missing", "directory", "too-large"])
+def test_source_without_user_data_is_the_marker_of_a_failed_stage(tmp_path):
+    d = write(tmp_path / "s", source="ec2\n")
+    with pytest.raises(seed.StageFailed, match="recognised EC2 but fetched no user-data") as e:
+        seed.read_seed(str(d))
+    assert e.value.provider == "EC2"
+    assert isinstance(e.value, seed.NoSeed)  # there is no context to use
+
+
+def test_the_marker_with_an_unknown_provider_keeps_its_name_bounded(tmp_path):
+    d = write(tmp_path / "s", source="Hetzner " + "x" * 200 + "\n")
+    with pytest.raises(seed.StageFailed) as e:
+        seed.read_seed(str(d))
+    assert e.value.provider.startswith("Hetzner")
+    assert len(str(e.value)) < 200
+
+
+def test_an_empty_user_data_file_is_a_seed_not_the_marker(tmp_path):
+    s = seed.read_seed(str(write(tmp_path / "s", source="EC2", user_data="")))
+    assert s.user_data == b"" and s.provider == "EC2"
+
+
+@pytest.mark.parametrize("kind", ["directory", "too-large"])
 def test_unusable_user_data_refuses_the_seed(tmp_path, kind, monkeypatch):
     d = write(tmp_path / "s", source="EC2")
     if kind == "directory":
