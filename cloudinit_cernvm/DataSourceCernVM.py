@@ -135,9 +135,11 @@ class DataSourceCernVM(sources.DataSource):
 
         failed = isinstance(why, seedlib.StageFailed)
         reason = _redacted(why)
+        # what nothing can fix is said once, by the network stage, the last to look
+        last = self.fallback_stage == fallback.NETWORK
         found = detect.detect()
         if found is None:
-            if failed:
+            if failed and last:
                 LOG.warning("CernVM: %s; this machine shows no provider either: "
                             "booting without user-data", reason)
             else:
@@ -146,8 +148,9 @@ class DataSourceCernVM(sources.DataSource):
         seen = f"provider {found.provider} ({found.evidence})"
         delegate = fallback.delegate_for(found.provider)
         if delegate is None:
-            LOG.warning("CernVM: %s; %s: cloud-init has no datasource that reads its "
-                        "context: booting without user-data", reason, seen)
+            log = LOG.warning if last else LOG.info
+            log("CernVM: %s; %s: cloud-init has no datasource that reads its "
+                "context: booting without user-data", reason, seen)
             return False
         if delegate.stage != self.fallback_stage:
             LOG.info("CernVM: %s; %s: cloud-init's %s datasource reads it in the %s stage",
