@@ -99,7 +99,7 @@ def test_the_marker_with_an_unknown_provider_keeps_its_name_bounded(tmp_path):
     with pytest.raises(seed.StageFailed) as e:
         seed.read_seed(str(d))
     assert e.value.provider.startswith("Hetzner")
-    assert len(str(e.value)) < 200
+    assert "x" * 41 not in str(e.value)  # the name shown is cut at 40 characters
 
 
 def test_an_empty_user_data_file_is_a_seed_not_the_marker(tmp_path):
