@@ -102,11 +102,6 @@ def test_the_marker_with_an_unknown_provider_keeps_its_name_bounded(tmp_path):
     assert "x" * 41 not in str(e.value)  # the name shown is cut at 40 characters
 
 
-def test_an_empty_user_data_file_is_a_seed_not_the_marker(tmp_path):
-    s = seed.read_seed(str(write(tmp_path / "s", source="EC2", user_data="")))
-    assert s.user_data == b"" and s.provider == "EC2"
-
-
 @pytest.mark.parametrize("kind", ["directory", "too-large"])
 def test_unusable_user_data_refuses_the_seed(tmp_path, kind, monkeypatch):
     d = write(tmp_path / "s", source="EC2")
