@@ -99,7 +99,7 @@ def test_no_service_retries_then_gives_up(fetch) -> None:
 
 def test_no_provider(fetch) -> None:
     run = fetch(Machine(dmi={"sys_vendor": "QEMU"}))
-    assert run.rc == 1
+    assert run.rc == 1, run.stderr
     assert not run.seed.exists()
     assert "no provider recognised" in run.stderr
 
