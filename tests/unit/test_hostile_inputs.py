@@ -13,18 +13,13 @@ from pathlib import Path
 import pytest
 
 from cloudinit_cernvm import seed, userdata
+from tests.unit.test_seed import write
 
 REPO = Path(__file__).resolve().parents[2]
 CLOUD_CONFIG = "#cloud-config\nruncmd: [[true]]\n"
 
 
-def write_seed(d: Path, **files: str | bytes) -> Path:
-    d.mkdir(mode=0o700, exist_ok=True)
-    for name, value in files.items():
-        p = d / name.replace("_", "-")
-        p.write_bytes(value.encode() if isinstance(value, str) else value)
-        p.chmod(0o600)
-    return d
+write_seed = write  # one seed writer for the unit tests (test_seed.py)
 
 
 def full_seed(d: Path) -> Path:
