@@ -16,6 +16,7 @@ CLOUD_NAMES: dict[str, str] = {
     "CloudStack": "cloudstack",
     "OpenNebula": "opennebula",
     "vSphere": "vmware",
+    "NoCloud": "nocloud",
 }
 
 #: the names in the order people read them in tables and messages
