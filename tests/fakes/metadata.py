@@ -270,6 +270,13 @@ class _Server(ThreadingHTTPServer):
     """An HTTP server that never asks DNS for its own name (http.server does,
     and in a namespace whose DNS never answers that takes seconds)."""
 
+    #: connections accepted (a probe connects and sends nothing)
+    connections = 0
+
+    def verify_request(self, request, client_address) -> bool:
+        self.connections += 1
+        return True
+
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
@@ -307,6 +314,7 @@ class MetadataService:
         self._threads: list[threading.Thread] = []
         self._server: _Server | None = None
         self._sock: socket.socket | None = None
+        self._connections_seen = 0
         self.url = ""
 
     # -- life cycle ------------------------------------------------------
@@ -330,6 +338,7 @@ class MetadataService:
         """Stop serving and close every connection."""
         self._stop.set()
         if self._server is not None:
+            self._connections_seen = self._server.connections
             self._server.shutdown()
             self._server.server_close()
             self._server = None
@@ -372,6 +381,13 @@ class MetadataService:
     def _record(self, req: Request) -> None:
         with self._lock:
             self.requests.append(req)
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far (``silent``: the CONNECT records)."""
+        if self._server is not None:
+            return self._server.connections
+        return self._connections_seen
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         """How many requests matched METHOD and PATH (None: any)."""

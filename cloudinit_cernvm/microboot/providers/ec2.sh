@@ -15,6 +15,11 @@ provider_fetch() {
     case $_code in
         200) value token; _tok="X-aws-ec2-metadata-token: $VALUE" ;;
         404|405) log "EC2: no IMDSv2 token (status $_code); IMDSv1" ;;
+        # found by the probe, so maybe no AWS: a service that refuses the
+        # token otherwise (400, 501...) is asked as IMDSv1; 403 is IMDS off
+        403) log "EC2: token request: status 403 (IMDS turned off)"; return 1 ;;
+        [45]??) if [ -z "${PROBED:-}" ]; then log "EC2: token request: status $_code"; return 1; fi
+                log "EC2: no IMDSv2 token (status $_code); IMDSv1" ;;
         *) log "EC2: token request: status $_code"; return 1 ;;
     esac
     get "$_tok" user-data "$EC2_UD_MAX" "$_b/user-data" \
@@ -26,4 +31,5 @@ provider_fetch() {
         region=region
     md_file local-hostname hostname
     md_keys "$WORK/key"
+    md cernvm-probe "${PROBED:+$PROBED accepted a connection; no local evidence}"
 }
