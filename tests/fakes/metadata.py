@@ -59,6 +59,8 @@ class Instance:
     keys: list[str] = field(default_factory=lambda: ["ssh-ed25519 AAAAC3Nza test@example"])
     zone: str = "eu-west-1a"
     region: str = "eu-west-1"
+    #: GCE: further instance attributes (vcycle's cvm-user-data, ...)
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 #: the dated versions each service keeps besides ``latest`` (what cloud-init's
@@ -207,6 +209,8 @@ class _Routes:
         }
         if self.gce_encoding:
             items[f"{base}/attributes/user-data-encoding"] = (200, self.gce_encoding.encode())
+        for name, value in i.attributes.items():
+            items[f"{base}/attributes/{name}"] = (200, value.encode())
         url = urlsplit(path)
         if "recursive=true" in url.query.lower():
             # A directory read whole, as JSON (what GCE gives for ?recursive=true).
