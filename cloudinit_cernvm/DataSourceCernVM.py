@@ -86,6 +86,10 @@ class DataSourceCernVM(sources.DataSource):
             LOG.info("CernVM: seed %s was readable by others; made private: %s",
                      self.seed_dir, tightened)
 
+        if seed.provider == "NoCloud":
+            from cloudinit_cernvm.nocloud import merge_raw_meta  # deferred: NoCloud only
+
+            seed.meta_data = merge_raw_meta(seed.meta_data)
         meta_data = dict(seed.meta_data)
         meta_data["instance-id"] = seedlib.instance_id(seed, _dmi_uuid())
         self.metadata = meta_data
@@ -108,6 +112,16 @@ class DataSourceCernVM(sources.DataSource):
             meta_data["instance-id"], len(seed.user_data),
         )
         return True
+
+    def activate(self, cfg, is_new_instance):
+        """On Azure, the ready report to the wireserver, once per instance
+        (``azure_ready``: cloud-init calls this in the network stage)."""
+        super().activate(cfg, is_new_instance)
+        if self.provider == "Azure":
+            from cloudinit_cernvm import azure_ready  # deferred: Azure only
+
+            records = os.path.join(self.paths.get_ipath() or self.paths.cloud_dir, "cernvm")
+            azure_ready.report_once(records, self.ds_cfg)
 
     def _get_cloud_name(self) -> str:
         if self.provider is None:

@@ -167,6 +167,9 @@ class Machine:
             raise FileNotFoundError(f"cloud-init {release} is not unpacked; run tools/bootstrap")
         self.dmi = dmi
         self.cmdline = cmdline
+        #: (argv, ready file) of services started in the machine's network
+        #: namespace before each session (tests/fakes servers)
+        self.services: list[tuple[list[str], Path]] = []
         for name in ("etc-cloud", "var-lib-cloud", "var-log", "run", "mnt-rw", "out", "ns"):
             (self.dir / name).mkdir(parents=True, exist_ok=True)
         self._write_config(extra_config or {}, cernvm_config or REPO / "cfg" / "90_cernvm.cfg")
@@ -384,6 +387,15 @@ class Machine:
                 'rm -f "$root/.dockerenv"',
             ]
         lines += ["hostname cernvm-sandbox", "ip link set lo up"]
+        # services for the machine (fakes), in its network namespace: each
+        # runs from the checkout, outside the chroot, and leaves a file
+        # behind when it listens; all end with the session
+        for argv, ready in self.services:
+            lines += [f"rm -f {shlex.quote(str(ready))}",
+                      f"(cd {shlex.quote(str(REPO))} && exec {shlex.join(argv)}) &",
+                      'trap \'kill $(jobs -p) 2>/dev/null\' EXIT',
+                      f"for _ in $(seq 100); do [ -e {shlex.quote(str(ready))} ] && break;"
+                      " sleep 0.1; done"]
         python = python_for(self.release)
         job = {"env": env, "argv0": [str(python), cloud_init], "commands": commands}
         (self.dir / "out" / "job.json").write_text(json.dumps(job))
