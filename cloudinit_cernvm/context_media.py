@@ -1,4 +1,4 @@
-"""``cernvm-context make-iso``: context images for KVM, OpenNebula, OpenStack, CloudStack.
+"""``cernvm-context make-iso``: context images for KVM, OpenNebula, OpenStack, CloudStack...
 
 A context image is a small ISO 9660 disk that carries the user-data to a
 virtual machine where no metadata service does: a plain KVM host, an
@@ -23,6 +23,13 @@ it:
     CloudStack's config drive: ``cloudstack/userdata/user_data.txt``,
     ``cloudstack/metadata/<name>.txt``, and the OpenStack-compatible tree
     CloudStack writes beside it (``openstack/latest/`` only).
+``nocloud`` (label ``cidata``)
+    cloud-init's NoCloud seed, as ``cloud-localds`` writes it: ``user-data``
+    (always there, maybe empty: cloud-init needs both files) and
+    ``meta-data`` with ``instance-id``, ``local-hostname``, ``public-keys``
+    and the --meta-data items, written as JSON (which is YAML, so every
+    NoCloud reader takes it, and the microboot stage reads it without a
+    YAML parser).
 
 ``context.sh`` is written as OpenNebula writes it (``NAME='value'``, a ``'``
 inside a value as ``'\\''``), so sourcing it can never expand anything;
@@ -49,7 +56,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMATS: tuple[str, ...] = ("hepix", "opennebula", "configdrive", "cloudstack")
+FORMATS: tuple[str, ...] = ("hepix", "opennebula", "configdrive", "cloudstack", "nocloud")
 
 #: the volume label each cloud's readers look for
 LABELS: dict[str, str] = {
@@ -57,6 +64,7 @@ LABELS: dict[str, str] = {
     "opennebula": "CONTEXT",
     "configdrive": "config-2",
     "cloudstack": "config-2",
+    "nocloud": "cidata",
 }
 
 KIB = 1024
@@ -71,6 +79,7 @@ USER_DATA_LIMITS: dict[str, int] = {
     "opennebula": 1024 * KIB,
     "configdrive": 64 * KIB,
     "cloudstack": 32 * KIB,
+    "nocloud": 1024 * KIB,
 }
 
 #: Inputs larger than this are refused before they are read whole.
@@ -396,11 +405,23 @@ def cloudstack_tree(ctx: Context) -> Tree:
     return tree
 
 
+def nocloud_tree(ctx: Context) -> Tree:
+    """cloud-init's NoCloud seed disk: ``user-data`` and ``meta-data``."""
+    meta: dict[str, object] = dict(ctx.meta_data)
+    meta["instance-id"] = ctx.instance_id
+    if ctx.hostname:
+        meta["local-hostname"] = ctx.hostname
+    if ctx.ssh_keys:
+        meta["public-keys"] = list(ctx.ssh_keys)
+    return {"user-data": ctx.user_data or b"", "meta-data": _json(meta)}
+
+
 BUILDERS = {
     "hepix": hepix_tree,
     "opennebula": opennebula_tree,
     "configdrive": configdrive_tree,
     "cloudstack": cloudstack_tree,
+    "nocloud": nocloud_tree,
 }
 
 
@@ -645,7 +666,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         choices=FORMATS,
         help="image layout: hepix, opennebula (label CONTEXT), "
-        "configdrive, cloudstack (label config-2)",
+        "configdrive, cloudstack (label config-2), nocloud (label cidata)",
     )
     parser.add_argument("--user-data", metavar="FILE", help="user-data file ('-': stdin)")
     parser.add_argument(

@@ -48,7 +48,7 @@ print(json.dumps({"userdata": ud.decode() if isinstance(ud, bytes) else ud,
 def trees(tmp_path_factory):
     base = tmp_path_factory.mktemp("readers")
     out = {}
-    for fmt in ("opennebula", "configdrive", "cloudstack"):
+    for fmt in ("opennebula", "configdrive", "cloudstack", "nocloud"):
         image = base / f"{fmt}.iso"
         make_standard_image(fmt, base, image)
         out[fmt] = extract(image, base / fmt)
@@ -72,3 +72,22 @@ def test_opennebula_datasource(trees, version):
     assert got["userdata"] == USER_DATA.decode()
     assert got["hostname"] == HOSTNAME
     assert got["keys"] == [public_key()]
+
+
+NOCLOUD = """
+import json, sys
+from cloudinit import util
+r = util.pathprefix2dict(sys.argv[1], required=["user-data", "meta-data"])
+md = util.load_yaml(r["meta-data"])
+print(json.dumps({"userdata": r["user-data"].decode(), "iid": md.get("instance-id"),
+                  "hostname": md.get("local-hostname"), "keys": md.get("public-keys")}))
+"""
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_nocloud_seed_disk(trees, version):
+    """What cloud-init's NoCloud reads from a cidata disk: both files, the
+    meta-data through its YAML loader."""
+    got = json.loads(cloudinit_run(version, NOCLOUD, str(trees["nocloud"])))
+    assert got == {"userdata": USER_DATA.decode(), "iid": IID, "hostname": HOSTNAME,
+                   "keys": [public_key()]}

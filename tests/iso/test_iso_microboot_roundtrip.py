@@ -27,6 +27,7 @@ PROVIDERS = {
     "opennebula": ("CONTEXT", "OpenNebula"),
     "configdrive": ("config-2", "ConfigDrive"),
     "cloudstack": ("config-2", "CloudStack"),
+    "nocloud": ("cidata", "NoCloud"),
 }
 
 
