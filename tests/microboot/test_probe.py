@@ -60,7 +60,7 @@ def test_probed_service_refusing_the_token_otherwise_is_imdsv1(fetch) -> None:
 def test_no_service_costs_little(fetch) -> None:
     run = fetch(VAC)  # 127.0.0.1:9: refused at once
     assert run.rc == 1, run.stderr
-    assert "nothing answers on 127.0.0.1:9" in run.stderr
+    assert "probe: nothing answers on 127.0.0.1:9" in run.stderr
     assert not run.seed.exists()
 
 
@@ -110,6 +110,6 @@ def test_unanswered_real_address_costs_at_most_a_second(bbpath: Path, tmp_path: 
     done = subprocess.run(["unshare", "-rn", "sh", "-c", script], env=env, capture_output=True,
                           text=True, timeout=30, check=False)
     assert done.returncode == 1, done.stderr
-    line = re.search(r"nothing answers on 169\.254\.169\.254:80 \((\d+) ms\)", done.stderr)
+    line = re.search(r"probe: nothing answers on 169\.254\.169\.254:80 \((\d+) ms\)", done.stderr)
     assert line, done.stderr
     assert 900 <= int(line.group(1)) <= 1300

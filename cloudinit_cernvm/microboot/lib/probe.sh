@@ -27,7 +27,9 @@ probe_metadata() {
     _hp=${_hp%%/*}
     _host=${_hp%:*} _port=80
     case $_hp in *:*) _port=${_hp##*:} ;; esac
-    tcp_connect "$_host" "$_port" || { step "no local evidence; nothing answers on $_host:$_port"; return 1; }
+    step "no local evidence; probing $_host:$_port"
+    tcp_connect "$_host" "$_port" || { step "probe: nothing answers on $_host:$_port"; return 1; }
+    step "probe: $_host:$_port accepts a connection"
     # shellcheck disable=SC2034 # read by fetch-context and providers/ec2.sh
     PROVIDER=EC2 PROBED=$_host:$_port \
         EVIDENCE="no local evidence, but $_host:$_port accepts a connection (probe)"
