@@ -118,6 +118,21 @@ CLOUDS: dict[str, Cloud] = {c.name: c for c in (
     Cloud("HEPiX", "OpenNebula", "opennebula", MEDIA_ID, media="hepix",
           stock_ds="OpenNebula", meta={"instance-id": MEDIA_ID, "local-hostname": MEDIA_HOST,
                                        "public-keys": [SSH_KEY]}),
+    # cloud-init's NoCloud seed disk (libvirt, Proxmox, cloud-localds)
+    Cloud("NoCloud", "NoCloud", "nocloud", MEDIA_ID, media="nocloud", stock_ds="NoCloud",
+          meta={"instance-id": MEDIA_ID, "local-hostname": MEDIA_HOST,
+                "public-keys": [SSH_KEY]}),
+    # Vac: a plain libvirt machine, EC2's paths on 169.254.169.254, found by the probe
+    Cloud("Vac", "EC2", "aws", "i-0123456789abcdef0", service="EC2",
+          service_ip=qemu.METADATA_IP, max_requests=6,
+          meta={"instance-id": "i-0123456789abcdef0", "local-hostname": "vm1.example.org"}),
+    # Azure without its provisioning CD: IMDS userData; the ready report is
+    # checked where cloud-init runs on the seed (test_providers)
+    Cloud("Azure", "Azure", "azure", "5c5b8e1a-3e0d-4d6b-9b9a-0123456789ab",
+          dmi=clouds.DMI["Azure"], service="Azure", service_ip=qemu.METADATA_IP,
+          max_requests=5, meta={"instance-id": "5c5b8e1a-3e0d-4d6b-9b9a-0123456789ab"}),
+    # no local evidence and nothing on 169.254.169.254 (restrict=on: the
+    # probe's connect goes nowhere, never out of the test machine)
     Cloud("none", None, None, None),
 )}
 

@@ -12,6 +12,7 @@ the provider and consume the user-data.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 
 from cloudinit_cernvm import ucernvm as ucernvm_module
 from tests.cloudinit.helpers import assert_clean_boot
+from tests.fakes.wireserver import parse_report
 from tests.harness import sandbox
 
 from . import conftest, image, providers, qemu
@@ -65,6 +67,12 @@ def machine_on_seed(cloud: Cloud, boot: Booted, workdir: Path, release: str) -> 
         "amiconfig_command": str(AMICONFIG_STAND_IN),
         "amiconfig_done_file": "/var/log/amiconfig-user.done"}}}
     machine = sandbox.Machine(workdir, release, dmi=cloud.dmi or None, extra_config=extra)
+    if cloud.source == "Azure":  # the wireserver that takes the ready report
+        record = workdir / "wireserver"
+        record.mkdir(parents=True)
+        serve = (f"ip addr add 168.63.129.16/32 dev lo && exec {sandbox.VENV_PYTHON} -m "
+                 f"tests.fakes.wireserver --host 168.63.129.16 --port 80 --record {record}")
+        machine.services.append((["sh", "-c", serve], record / "ready"))
     assert boot.res.workdir is not None
     src = boot.res.workdir / "out" / "context"
     shutil.copytree(src, machine.seed_dir, dirs_exist_ok=True)
@@ -120,9 +128,10 @@ def test_provider_boot_writes_the_seed(boot_cloud, name: str) -> None:
     if cloud.service is not None:
         user_data_paths = {"EC2": "/latest/user-data", "CloudStack": "/latest/user-data",
                            "GCE": "/computeMetadata/v1/instance/attributes/user-data",
+                           "Azure": "/metadata/instance/compute/userData",
                            "OpenStack": "/openstack/latest/user_data"}
         gets = [r for r in boot.requests
-                if r.method == "GET" and r.path == user_data_paths[cloud.service]]
+                if r.method == "GET" and r.path.split("?")[0] == user_data_paths[cloud.service]]
         assert len(gets) == 1, boot.requests
         assert len(boot.requests) <= cloud.max_requests, boot.requests
         assert all(r.status == 200 for r in boot.requests), boot.requests
@@ -158,6 +167,10 @@ def _cloud_init_on_seed(boot_cloud, name: str, release: str, tmp_path: Path) -> 
     # The seed was read, not fetched again: no URL in cloud-init's log.
     assert "url_helper" not in machine.log and "169.254" not in machine.log
     check_amiconfig(machine)
+    if cloud.source == "Azure":  # the Ready report, once, with the goal state's ids
+        reports = list((machine.dir / "wireserver").glob("report-*.xml"))
+        assert len(reports) == 1, machine.log[-2000:]
+        assert parse_report(reports[0].read_bytes())["State"] == "Ready"
 
 
 @pytest.mark.parametrize("name", SEEDED)
@@ -168,3 +181,19 @@ def test_newest_cloud_init_consumes_the_seed(boot_cloud, name: str, tmp_path: Pa
 @pytest.mark.parametrize("name", ["EC2", "HEPiX"])
 def test_oldest_cloud_init_consumes_the_seed(boot_cloud, name: str, tmp_path: Path) -> None:
     _cloud_init_on_seed(boot_cloud, name, sandbox.releases()[0], tmp_path)
+
+
+def test_vac_is_found_by_the_probe(boot_cloud) -> None:
+    res = boot_cloud("Vac").res
+    assert res.exit_status == 0, res.fetch_stderr
+    assert "no local evidence, but 169.254.169.254:80 accepts a connection (probe)" \
+        in res.fetch_stderr
+    assert "cernvm-probe" in json.loads(res.seed["meta-data"])
+
+
+def test_no_cloud_probe_is_bounded(boot_cloud) -> None:
+    res = boot_cloud("none").res
+    line = re.search(r"probe: nothing answers on 169\.254\.169\.254:80 \((\d+) ms\)",
+                     res.fetch_stderr)
+    assert line, res.fetch_stderr
+    assert int(line.group(1)) <= 1300
