@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,28 @@ def test_unanswered_real_address_costs_at_most_a_second(bbpath: Path, tmp_path: 
     line = re.search(r"probe: nothing answers on 169\.254\.169\.254:80 \((\d+) ms\)", done.stderr)
     assert line, done.stderr
     assert 900 <= int(line.group(1)) <= 1300
+
+
+
+def _tcp_connect(bbpath: Path, tmp_path: Path, url: str) -> subprocess.CompletedProcess:
+    """tcp_connect of lib/probe.sh under busybox sh, with an nc that knows
+    no -e (a shell function: this busybox's ash runs its own nc applet
+    whatever PATH holds), so that the curl fallback runs."""
+    lib = FETCH.parent / "lib"
+    hostport = url.split("//", 1)[1].split(":")
+    script = (f". {lib}/common.sh; . {lib}/probe.sh; WORK={tmp_path}; "
+              "nc() { echo 'Usage: nc [-iN] [-wN] [-l] [-p PORT] [-f FILE|IPADDR PORT]' >&2;"
+              " return 1; }; "
+              f"tcp_connect {hostport[0]} {hostport[1]}")
+    return subprocess.run([str(bbpath / "sh"), "-c", script], env={"PATH": str(bbpath)},
+                          capture_output=True, text=True, timeout=10, check=False)
+
+
+def test_nc_without_e_falls_back_to_curl(bbpath: Path, tmp_path: Path) -> None:
+    with MetadataService("EC2", UD) as svc:
+        found = _tcp_connect(bbpath, tmp_path, svc.url)
+        assert [r.path for r in svc.requests] == ["/"]  # curl cannot stop at the connect
+    assert found.returncode == 0, found.stderr
+    start = time.monotonic()
+    assert _tcp_connect(bbpath, tmp_path, "http://127.0.0.1:9").returncode == 1
+    assert time.monotonic() - start < 1.5
