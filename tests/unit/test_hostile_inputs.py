@@ -417,7 +417,7 @@ def test_template_and_settings_warnings_are_redacted():
 
 def test_validate_output_hides_credentials_inside_values():
     data = b"[amiconfig]\nplugins = cernvm http://user:pw1@example.org\n"
-    done = run_cli("validate", stdin=data)
+    done = run_cli("validate", "--strict", stdin=data)
     out = done.stdout.decode()
     assert done.returncode == 1 and "pw1" not in out, out
     assert "amiconfig plugin 'http://(hidden)@example.org' does not exist" in out
