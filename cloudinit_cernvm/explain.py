@@ -54,13 +54,16 @@ def unquoted(value: str) -> str:
     return value
 
 
-def ucontext_lines(texts: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def ucontext_lines(
+    texts: list[str], hide: bool = True
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The settings the microboot stage writes from the first µCernVM block in ``texts``.
 
     ``texts`` are the raw text, or the MIME parts in order (the stage looks
     into them). Returns the settings (``line`` within the text, ``key``,
     ``variable``, ``value``, ``ucontext``: the line written) and the lines
-    of the block it skips (``line``, ``reason``).
+    of the block it skips (``line``, ``reason``). With ``hide``, values of
+    secret keys and credentials in URLs are not shown.
     """
     settings: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -88,8 +91,8 @@ def ucontext_lines(texts: list[str]) -> tuple[list[dict[str, Any]], list[dict[st
                 continue
             final = ucernvm.convert_value(unquoted(value))
             variable = ucernvm.PREFIX + name
-            secret = redact.is_secret_key(key)
-            shown = "(secret, not shown)" if secret else final
+            secret = hide and redact.is_secret_key(key)
+            shown = "(secret, not shown)" if secret else _hidden(final, hide)
             settings.append(
                 {
                     **where,
@@ -100,10 +103,19 @@ def ucontext_lines(texts: list[str]) -> tuple[list[dict[str, Any]], list[dict[st
                     # credentials in a proxy URL are hidden here only: the line is
                     # otherwise the stage's own
                     "ucontext": f"{variable}="
-                    + ("..." if secret else redact.redact_text(shell_value(final))),
+                    + ("..." if secret else _hidden(shell_value(final), hide)),
                 }
             )
     return settings, skipped
+
+
+def _hidden(text: str, hide: bool) -> str:
+    return redact.redact_text(text) if hide else text
+
+
+def stage_texts(raw: bytes) -> list[str]:
+    """The texts the microboot stage scans for the µCernVM block: the text, or its MIME parts."""
+    return _placed(raw)[2]
 
 
 def _where(place: validate._Place, line: int | None) -> str:
