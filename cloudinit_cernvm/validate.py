@@ -172,7 +172,7 @@ class _Joined:
         self.spans: list[tuple[int, int, int]] = []
         for text, place in texts:
             start = len(self.origin) + 1
-            count = len(text.split("\n")) - (1 if text.endswith("\n") else 0)
+            count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
             local = text.split("\n")[:count]
             first = next((n for n, s in enumerate(local, 1) if amiconfig_ini.is_header(s)), 0)
             self.spans.append((start, count, start + first - 1 if first else 0))

@@ -270,3 +270,17 @@ def test_json_findings_in_mime_name_the_part():
     )
     (finding,) = json.loads(cli("validate", "--json", stdin=data).stdout)["findings"]
     assert (finding["part"], finding["line"], finding["code"]) == (2, 2, "ucernvm-unknown-key")
+
+
+def test_empty_and_unterminated_amiconfig_parts_are_joined_without_losing_lines():
+    # found by the fuzz test: an empty part took a line of the joined text
+    data = (
+        'Content-Type: multipart/mixed; boundary="b"\nMIME-Version: 1.0\n\n'
+        "--b\nContent-Type: text/amiconfig\n\n"
+        "--b\nContent-Type: text/amiconfig\n\nusers = a:b:\n--b--\n"
+    )
+    (problem,) = validate.check(data.encode())
+    assert (problem.code, problem.part, problem.line) == ("amiconfig-option-outside", 2, 1)
+    # an empty last part took the place of a line that is not there
+    assert validate.check(data.replace("users = a:b:\n--b--", "users = a:b:\n--b\n\n--b--")
+                          .encode())
