@@ -126,7 +126,7 @@ def test_validate_suggests_the_intended_key_from_stdin():
     )
 
 
-@pytest.mark.parametrize("verb", ["convert", "validate", "detect", "show"])
+@pytest.mark.parametrize("verb", ["convert", "validate", "explain", "detect", "show"])
 def test_every_verb_has_help_with_an_example(verb):
     done = run(verb, "--help")
     assert done.returncode == 0
