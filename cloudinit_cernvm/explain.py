@@ -55,14 +55,15 @@ def unquoted(value: str) -> str:
 
 
 def ucontext_lines(
-    texts: list[str], hide: bool = True
+    texts: list[str], hide: bool = True, parts: bool = False
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The settings the microboot stage writes from the first µCernVM block in ``texts``.
 
     ``texts`` are the raw text, or the MIME parts in order (the stage looks
-    into them). Returns the settings (``line`` within the text, ``key``,
+    into them; ``parts``: ``texts`` are MIME parts). Returns the settings
+    (``where``: the line, in the part for MIME; ``key``,
     ``variable``, ``value``, ``ucontext``: the line written) and the lines
-    of the block it skips (``line``, ``reason``). With ``hide``, values of
+    of the block it skips (``where``, ``reason``). With ``hide``, values of
     secret keys and credentials in URLs are not shown.
     """
     settings: list[dict[str, Any]] = []
@@ -76,7 +77,8 @@ def ucontext_lines(
                 continue
             if line == ucernvm.END:
                 return settings, skipped
-            where = {"text": index, "line": number}
+            at = f"part {index + 1}, line {number}" if parts else f"line {number}"
+            where = {"where": at}
             key, sep, value = line.partition("=")
             name = key.upper()
             if not sep or not key:
@@ -229,7 +231,7 @@ def _placed(raw: bytes) -> tuple[str, list[tuple[userdata.Part, validate._Place]
     data = userdata.decode_input(raw)
     if userdata.looks_like_mime(data):
         parts = userdata.parse_parts(data)
-        texts = [p.text for p in parts if p.encoded is None]
+        texts = [p.text if p.encoded is None else "" for p in parts]  # one per part number
         return "mime", validate._mime_placed(parts), texts
     text = userdata._decode_text(data) or data.decode("utf-8", "replace")
     if userdata.is_old_syntax(text):
@@ -247,7 +249,7 @@ def explain(raw: bytes) -> dict[str, Any]:
     all (gzip bomb, malformed MIME): ``validate`` says why.
     """
     kind, placed, texts = _placed(raw)
-    settings, skipped = ucontext_lines(texts)
+    settings, skipped = ucontext_lines(texts, parts=kind == "mime")
     report: dict[str, Any] = {
         "format": kind,
         "parts": [
@@ -270,7 +272,7 @@ def explain(raw: bytes) -> dict[str, Any]:
             report["scripts"].append(script)
         elif ctype == userdata.CLOUD_CONFIG:
             report["cloud_config"].append(_cloud_config(part, place))
-    report["unread"] = _unread(raw, skipped, len(texts) > 1)
+    report["unread"] = _unread(raw, skipped)
     return report
 
 
@@ -307,11 +309,12 @@ _UNREAD_CODES = frozenset(
 )
 
 
-def _unread(raw: bytes, skipped: list[dict[str, Any]], mime: bool) -> list[str]:
+def _unread(raw: bytes, skipped: list[dict[str, Any]]) -> list[str]:
     found = [f"{p.where}: {p.text()}" for p in validate.check(raw) if p.code in _UNREAD_CODES]
     for item in skipped:
-        where = f"text {item['text'] + 1}, line {item['line']}" if mime else f"line {item['line']}"
-        found.append(f"{where}: the microboot stage skips this µCernVM line: {item['reason']}")
+        found.append(
+            f"{item['where']}: the microboot stage skips this µCernVM line: {item['reason']}"
+        )
     return found
 
 

@@ -112,6 +112,22 @@ def test_secret_ucernvm_values_are_not_shown():
         "_UCONTEXT_CVMFS_HTTP_PROXY=http://(hidden)@squid:3128",
     ]
     assert "1234" not in json.dumps(report) and "pw5678" not in json.dumps(report)
+    assert [s["where"] for s in report["ucernvm"]["settings"]] == ["line 2", "line 3"]
+
+
+def test_settings_in_mime_name_their_part_and_skipped_lines_are_listed():
+    data = (
+        b'Content-Type: multipart/mixed; boundary="b"\nMIME-Version: 1.0\n\n'
+        b"--b\nContent-Type: application/octet-stream\n\n\x00\x01\n"
+        b"--b\nContent-Type: text/ucernvm\n\n[ucernvm-begin]\ncvmfs_tag=t\n"
+        b"cvmfs tag=u\n[ucernvm-end]\n--b--\n"
+    )
+    report = explain.explain(data)
+    ((setting),) = report["ucernvm"]["settings"]
+    assert setting["where"] == "part 2, line 2"
+    assert "part 2, line 3: the microboot stage skips this µCernVM line" in "".join(
+        report["unread"]
+    )
 
 
 def test_amiconfig_is_shown_as_its_parser_reads_the_joined_parts():
