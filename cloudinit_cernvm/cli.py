@@ -5,7 +5,8 @@ For the people who prepare contexts (``convert``, ``validate``,
 ``show``). Every error is one line on stderr with a non-zero exit status;
 no traceback reaches the user.
 
-Exit status: 0 success; 1 problems found (``validate``), nothing detected
+Exit status: 0 success; 1 errors found (``validate``; with ``--strict``
+warnings too), nothing detected
 (``detect``), no seed (``show``) or data that cannot be converted; 2 usage
 errors and unreadable files; 70 an internal error; 130 interrupted.
 """
@@ -144,16 +145,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     raw = read_input(args.file)
     problems = validate.check(raw)
-    for problem in problems:
-        print(problem)
-    if problems:
-        return 1
+    failed = validate.has_errors(problems, strict=args.strict)
     try:
         kind, parts = userdata.parts_of(raw)
     except UserDataError:  # check() has reported it already
+        kind, parts = None, []
+    if args.json:
+        report = {
+            "ok": not failed,
+            "strict": args.strict,
+            "errors": sum(p.severity == validate.ERROR for p in problems),
+            "warnings": sum(p.severity == validate.WARNING for p in problems),
+            "format": kind,
+            "parts": [p.content_type for p in parts],
+            "findings": [p.as_dict() for p in problems],
+        }
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 1 if failed else 0
+    for problem in problems:
+        print(problem)
+    if failed or kind is None:
         return 1
+    warned = len(problems)
+    note = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
     types = ", ".join(p.content_type for p in parts)
-    print(f"ok: {_KIND_NAMES[kind]}, {len(parts)} part{'s' if len(parts) != 1 else ''}: {types}")
+    count = f"{len(parts)} part{'s' if len(parts) != 1 else ''}"
+    print(f"ok{note}: {_KIND_NAMES[kind]}, {count}: {types}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from cloudinit_cernvm import explain
+
+    raw = read_input(args.file)
+    report = explain.explain(raw)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(explain.render(report))
     return 0
 
 
@@ -442,7 +471,12 @@ def cmd_make_iso(args: argparse.Namespace) -> int:
 _EPILOGS = {
     "convert": "example:\n  cernvm-context convert legacy.txt > user-data.mime\n"
     "  cernvm-context convert --gzip --base64 --provider EC2 legacy.txt",
-    "validate": "example:\n  cernvm-context validate legacy.txt && echo ready",
+    "validate": "exit status: 0 no error (warnings are printed with 'warning:'), 1 errors\n"
+    "(or, with --strict, warnings)\n\n"
+    "example:\n  cernvm-context validate legacy.txt && echo ready\n"
+    "  cernvm-context validate --strict --json legacy.txt | jq '.findings[].code'",
+    "explain": "example:\n  cernvm-context explain legacy.txt\n"
+    "  cernvm-context explain --json context.sh | jq .ucernvm",
     "detect": "example:\n  cernvm-context detect\n  cernvm-context detect --sysroot /tmp/fake-root",
     "show": "example:\n  cernvm-context show\n  cernvm-context show --json | jq .user_data",
     "make-iso": "example:\n  cernvm-context make-iso --help   (options of the image builder)",
@@ -494,14 +528,38 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
     val = add(
         "validate",
-        "check user-data; exit 1 with each problem on its own line",
+        "check user-data; exit 1 on errors, each finding on its own line",
         "Check FILE as µCernVM, amiconfig and cloud-init will read it; print each\n"
-        "problem with where it is. Exit status 0: clean; 1: problems.",
+        "finding with where it is and its code. An error: the context will not do what\n"
+        "it says (exit 1). A warning: it works here but not with an older µCernVM or\n"
+        "amiconfig, or it is probably a typo (exit 0, unless --strict).",
     )
     val.add_argument(
         "file", nargs="?", metavar="FILE", help="user-data or context.sh (default: stdin)"
     )
+    val.add_argument(
+        "--strict", action="store_true", help="exit 1 on warnings too, not only on errors"
+    )
+    val.add_argument(
+        "--json",
+        action="store_true",
+        help="print the findings as JSON (line, part, severity, code, message)",
+    )
     val.set_defaults(func=cmd_validate)
+
+    exp = add(
+        "explain",
+        "what µCernVM, amiconfig and cloud-init will each read from FILE",
+        "Show, offline, what each consumer reads from FILE: the µCernVM settings as the\n"
+        "_UCONTEXT_ lines the microboot stage writes, amiconfig's sections, options and\n"
+        "plugins as its parser reads the joined parts, each script and when it runs, the\n"
+        "cloud-config keys, and the lines no consumer reads. Passwords are not shown.",
+    )
+    exp.add_argument(
+        "file", nargs="?", metavar="FILE", help="user-data or context.sh (default: stdin)"
+    )
+    exp.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    exp.set_defaults(func=cmd_explain)
 
     det = add(
         "detect",

@@ -14,7 +14,8 @@ What :func:`normalize` returns:
   bomb);
 - data that is already in one of cloud-init's own formats and holds no
   CernVM section (``#cloud-config``, ``#include``, a ``## template: jinja``,
-  a ``#!`` script with no ``exit`` line or nothing after it, empty data,
+  a ``#!`` script with nothing after its ``exit`` line, or with no ``exit``
+  line and no section another consumer reads, empty data,
   plain text) is returned unchanged: wrapping it would add nothing;
 - anything else becomes MIME multipart with a fresh random boundary, every
   part written as text (``7bit`` or ``8bit``, never base64), CR LF line
@@ -45,10 +46,17 @@ amiconfig ini text              ``text/amiconfig``: one part per contiguous
 
 The leading script ends at the first line that starts with ``exit`` at
 column 0 (``exit``, ``exit 0``...), which is kept. Without such a line the
-whole text is the script, as both cloud-init and CernVM's old tools read
-it: nothing in a script (a here-document holding ``[section]`` lines, say)
-is ever cut out of it. A ``#cloud-config`` section runs to the next ini
-section header or µCernVM block.
+whole text is the script, as the shell ran it before: nothing is ever cut
+out of a script. Its sections still reach their parts, as amiconfig (every
+section from the first header on) and µCernVM (its block anywhere) read
+them: from the first whole-line header on, when the script holds a µCernVM
+block or a section that amiconfig or a plugin reads (``[amiconfig]``,
+``[cernvm]``, ``[rpath]``...), those lines are split as below too, so they
+stand both in the script and in their parts; a ``#cloud-config`` line there
+stays with the ini text (cloud-init never read it as YAML). A here-document
+writing some other ini file (``[main]``) leaves the script alone. A
+``#cloud-config`` section runs to the next ini section header or µCernVM
+block.
 
 MIME input is normalised part by part, in order (nested multiparts are
 flattened, preamble and epilogue dropped): text parts are decoded from
@@ -72,7 +80,7 @@ import re
 import secrets
 import zlib
 
-from cloudinit_cernvm import ucernvm
+from cloudinit_cernvm import amiconfig_ini, ucernvm
 from cloudinit_cernvm.content_types import (
     AMICONFIG,
     AMICONFIG_USER_DATA,
@@ -214,16 +222,23 @@ def _segments(text: str) -> list[_Segment]:
     while i < n and not lines[i].strip():
         i += 1
     segments: list[_Segment] = []
+    cloud_config = True
     if i < n and lines[i].startswith("#!"):
         end = next((k + 1 for k in range(i + 1, n) if _EXIT.match(lines[k])), n)
         segments.append(_Segment("script", i, lines[i:end]))
-        i = end
+        if end == n:
+            # no exit: the shell runs it all, and the other consumers still
+            # read the sections in it (cloud-init never saw its YAML)
+            i = _sections_in_script(lines, i + 1)
+            cloud_config = False
+        else:
+            i = end
     while i < n:
         line = lines[i]
         if line == ucernvm.BEGIN:
             end = next((k + 1 for k in range(i + 1, n) if lines[k] == ucernvm.END), n)
             segments.append(_Segment("ucernvm", i, lines[i:end]))
-        elif line.rstrip() == _CLOUD_CONFIG:
+        elif cloud_config and line.rstrip() == _CLOUD_CONFIG:
             end = next((k for k in range(i + 1, n) if _HEADER.match(lines[k])), n)
             segments.append(_Segment("cloud-config", i, lines[i:end]))
         else:
@@ -231,7 +246,8 @@ def _segments(text: str) -> list[_Segment]:
                 (
                     k
                     for k in range(i + 1, n)
-                    if lines[k] == ucernvm.BEGIN or lines[k].rstrip() == _CLOUD_CONFIG
+                    if lines[k] == ucernvm.BEGIN
+                    or (cloud_config and lines[k].rstrip() == _CLOUD_CONFIG)
                 ),
                 n,
             )
@@ -248,6 +264,28 @@ def _segments(text: str) -> list[_Segment]:
     return merged
 
 
+def _sections_in_script(lines: list[str], start: int) -> int:
+    """Where the sections of a script without ``exit`` start, or ``len(lines)``.
+
+    amiconfig reads every section from the first header on, and µCernVM
+    finds its block anywhere, even inside a script; they start at the first
+    whole-line header (``[name]``, no blanks: ``[ -f x ]`` is shell) when
+    the script holds a section some consumer reads (a µCernVM block,
+    ``[amiconfig]`` or a plugin's section). A here-document that writes some
+    other ini file (``[main]``) leaves the script alone.
+    """
+    first = None
+    for k in range(start, len(lines)):
+        header = _HEADER.match(lines[k])
+        if header is None:
+            continue
+        if first is None:
+            first = k
+        if lines[k] == ucernvm.BEGIN or header.group(1) in amiconfig_ini.KNOWN_SECTIONS:
+            return first
+    return len(lines)
+
+
 def _has_header(seg: _Segment) -> bool:
     return any(_HEADER.match(line) for line in seg.lines)
 
@@ -258,7 +296,8 @@ def is_old_syntax(text: str) -> bool:
     True when it has an ini section, a µCernVM block, a ``.before``/
     ``.after`` script marker, a script preceded by blank lines (CernVM's
     tools skipped them, cloud-init does not), or a script followed by
-    other sections. Text that starts like one of cloud-init's own formats
+    other sections (or, without ``exit``, holding sections other consumers
+    read). Text that starts like one of cloud-init's own formats
     (``#include``, a jinja template...) is never old syntax.
     """
     first = text.lstrip("\n").split("\n", 1)[0]
@@ -283,8 +322,9 @@ def split_old_syntax(text: str) -> list[Part]:
     ``text`` uses LF line ends. Each part's payload ends with a newline.
     Concatenating the payloads gives ``text`` back but for blank lines
     before the first content, the script marker (``#!/bin/sh.before``
-    becomes ``#!/bin/sh`` plus an ``X-CernVM-Script`` header) and a final
-    newline.
+    becomes ``#!/bin/sh`` plus an ``X-CernVM-Script`` header), a final
+    newline, and the sections of a script without ``exit``, which stand
+    twice: in the script and in their own parts.
     """
     parts: list[Part] = []
     for seg in _segments(text):

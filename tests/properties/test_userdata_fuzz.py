@@ -12,7 +12,7 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 
-from cloudinit_cernvm import userdata, validate
+from cloudinit_cernvm import explain, userdata, validate
 from cloudinit_cernvm.userdata import UserDataError
 from tests.properties.strategies import hostile
 
@@ -39,6 +39,10 @@ def test_fuzz_normalize_and_validate():
         counts["inputs"] += 1
         for problem in validate.check(raw):
             assert "\n" not in str(problem)
+        try:
+            explain.render(explain.explain(raw))
+        except UserDataError as exc:
+            assert "\n" not in str(exc) and str(exc)
         try:
             out = userdata.normalize(raw)
         except UserDataError as exc:

@@ -315,3 +315,97 @@ def test_parts_of_names_the_format():
 def test_byte_order_mark_of_windows_editors_is_dropped():
     got = parts(normalize(b"\xef\xbb\xbf[cernvm]\r\nusers = a:b:\r\n"))
     assert [(t, p) for t, p, _ in got] == [("text/amiconfig", "[cernvm]\nusers = a:b:\n")]
+
+
+# --- old syntax as its consumers read it (issue 19, item 3) --------------------
+
+NO_EXIT = (
+    "#! /bin/bash\n"
+    "[ -f /etc/cernvm/site.conf ] && . /etc/cernvm/site.conf\n"
+    "echo ready > /tmp/ready\n"
+    "[amiconfig]\n"
+    "plugins=cernvm\n"
+    "[cernvm]\n"
+    "repositories = grid\n"
+    "[ucernvm-begin]\n"
+    "cvmfs_http_proxy=DIRECT\n"
+    "[ucernvm-end]\n"
+)
+
+
+def test_script_without_exit_keeps_its_whole_text_and_its_sections_reach_their_parts():
+    got = parts(normalize(NO_EXIT.encode()))
+    assert [(t, p) for t, p, _ in got] == [
+        ("text/x-shellscript", NO_EXIT),  # the shell runs it all, as before
+        # amiconfig read every section from the first header on ('[ -f ... ]'
+        # with blanks is shell), µCernVM found its block anywhere
+        ("text/amiconfig", "[amiconfig]\nplugins=cernvm\n[cernvm]\nrepositories = grid\n"),
+        ("text/ucernvm", "[ucernvm-begin]\ncvmfs_http_proxy=DIRECT\n[ucernvm-end]\n"),
+    ]
+
+
+def test_script_without_exit_its_block_alone_reaches_ucernvm():
+    text = "#!/bin/sh\necho hi\n[ucernvm-begin]\ncvmfs_tag=t\n[ucernvm-end]\n"
+    got = parts(normalize(text.encode()))
+    assert [(t, p) for t, p, _ in got] == [
+        ("text/x-shellscript", text),
+        ("text/ucernvm", "[ucernvm-begin]\ncvmfs_tag=t\n[ucernvm-end]\n"),
+    ]
+
+
+def test_script_without_exit_its_yaml_stays_with_amiconfig_not_cloud_init():
+    # cloud-init saw one script before: the YAML was never cloud-config
+    text = "#!/bin/sh\necho hi\n[cernvm]\nshell = /bin/sh\n#cloud-config\nruncmd: [reboot]\n"
+    got = parts(normalize(text.encode()))
+    assert [t for t, _, _ in got] == ["text/x-shellscript", "text/amiconfig"]
+    assert got[1][1] == "[cernvm]\nshell = /bin/sh\n#cloud-config\nruncmd: [reboot]\n"
+
+
+def test_converting_a_script_without_exit_twice_gives_the_same_parts():
+    once = normalize(NO_EXIT.encode())
+    assert parts(normalize(once)) == parts(once)
+
+
+def test_two_shebang_lines_the_second_stays_in_the_script():
+    text = "#!/bin/sh\n. /etc/cernvm/site.conf\n#!/bin/bash\necho two\nexit\n[cernvm]\nx = 1\n"
+    got = parts(normalize(text.encode()))
+    assert got[0][:2] == ("text/x-shellscript", "#!/bin/sh\n. /etc/cernvm/site.conf\n#!/bin/bash\n"
+                          "echo two\nexit\n")
+    assert got[1][:2] == ("text/amiconfig", "[cernvm]\nx = 1\n")
+
+
+def test_leading_blank_line_before_the_script_is_dropped():
+    # CMS on EC2: qq{ followed by a newline; amiconfig.sh and µCernVM skipped it,
+    # cloud-init needs '#!' on the first line
+    got = parts(normalize(b"\n#!/bin/bash\necho hi\nexit\n\n[cernvm]\nusers = cms:cms:x\n"))
+    assert got[0][:2] == ("text/x-shellscript", "#!/bin/bash\necho hi\nexit\n")
+
+
+def test_shebang_with_a_space_is_a_script_and_keeps_its_line():
+    got = parts(normalize(b"#! /bin/bash\necho hi\nexit 0\n[cernvm]\nx = 1\n"))
+    assert got[0][:2] == ("text/x-shellscript", "#! /bin/bash\necho hi\nexit 0\n")
+    before = parts(normalize(b"#! /bin/sh.before\necho hi\nexit 0\n[cernvm]\nx = 1\n"))
+    assert before[0][0] == "text/x-shellscript-before-amiconfig"
+    assert before[0][1] == "#! /bin/sh\necho hi\nexit 0\n"
+
+
+def test_exit_0_ends_the_script_and_exit_inside_a_line_does_not():
+    text = "#!/bin/sh\necho exit\nexit_code=1\nexit 0\n[cernvm]\nx = 1\n"
+    got = parts(normalize(text.encode()))
+    assert got[0][1] == "#!/bin/sh\necho exit\nexit_code=1\nexit 0\n"
+
+
+@pytest.mark.parametrize(
+    "placeholder", ["##user_data_option_cvmfs_proxy##", "{{VAF_MASTER_IP}}", "{{ VAR }}"]
+)
+def test_generator_placeholders_are_text_not_templates(placeholder):
+    # Vac and the ALICE VAF fill these in before the VM starts; only a first
+    # line '## template: jinja' makes a template, for cloud-init and here
+    text = (
+        f"#!/bin/sh\necho {placeholder}\nexit 0\n[condor]\ncondor_master = {placeholder}\n"
+        f"[ucernvm-begin]\ncvmfs_http_proxy='{placeholder}'\n[ucernvm-end]\n"
+    )
+    got = parts(normalize(text.encode()))
+    assert [t for t, _, _ in got] == ["text/x-shellscript", "text/amiconfig", "text/ucernvm"]
+    assert all(placeholder in p and not p.startswith("## template") for _, p, _ in got)
+    assert "".join(p for _, p, _ in got) == text
