@@ -136,3 +136,52 @@ def test_real_contexts_read_the_same_amiconfig_sections(tmp_path, name):
         for key, value in options.items():
             assert before.get(section, {}).get(key) == value, (section, key)
     assert set(after) == set(before) - in_scripts, set(before) ^ set(after)
+
+
+# --- the real amiconfig, where it is installed (Python 2) ------------------------
+
+REAL_READER = (
+    "import sys, json\n"
+    "from amiconfig.userdata import UserData\n"
+    "class Id(object):\n"
+    "    def getUserData(self):\n"
+    "        return open(sys.argv[1]).read()\n"
+    "ud = UserData(Id())\n"
+    "sys.stdout.write(json.dumps(dict((k, dict((o, v) for o, v in s.items()"
+    " if o != '__name__')) for k, s in ud._sections.items())))\n"
+)
+
+
+def _python2_with_amiconfig() -> str | None:
+    import shutil
+
+    for python in (shutil.which("python2.7"), shutil.which("python2"),
+                   str(Path.home() / ".pyenv" / "versions" / "2.7.18" / "bin" / "python")):
+        if not python or not Path(python).exists():
+            continue
+        try:
+            done = subprocess.run([python, "-c", "import amiconfig.userdata"],
+                                  capture_output=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return python
+    return None
+
+
+def test_the_real_parser_reads_the_payload_as_the_original(tmp_path):
+    python = _python2_with_amiconfig() if Path("/usr/sbin/amiconfig").exists() else None
+    if python is None:
+        pytest.skip("the real amiconfig (Python 2, /usr/sbin/amiconfig) is not installed")
+    original = ("[amiconfig]\nplugins = cernvm\n[cernvm]\norganisations = atlas\n"
+                "[ucernvm-begin]\nrepositories = grid\n[ucernvm-end]\nusers = a:b:c\n")
+    results = []
+    for text in (original, handler_payload(original)):
+        path = tmp_path / f"ud{len(results)}"
+        path.write_text(text)
+        done = subprocess.run([python, "-c", REAL_READER, str(path)], capture_output=True,
+                              text=True, timeout=30, check=True)
+        results.append(json.loads(done.stdout))
+    assert results[0] == results[1]
+    _, oracle, _ = stand_in(tmp_path, original)
+    assert results[0] == oracle
