@@ -771,9 +771,25 @@ def _skip(cernvm_dir: str, record: dict, reason: str, has_input: bool) -> dict:
     return record
 
 
-def _installed(argv: list[str]) -> bool:
+def installed(argv: list[str]) -> bool:
+    """Whether the command's program exists (a path, or a name on PATH)."""
     path = argv[0]
     return (os.path.isabs(path) and os.path.exists(path)) or shutil.which(path) is not None
+
+
+def skip_not_installed(cernvm_dir: str, settings: Settings, instance_id: str | None) -> dict:
+    """The record of a machine without amiconfig whose user-data asks nothing of it.
+
+    Not a CernVM image: nothing is written but the record, so that such a
+    boot costs no more than before.
+    """
+    private_dir(cernvm_dir)
+    reason = f"{settings.command[0]} is not installed and no part asks for it"
+    record = {"command": settings.command, "parts": 0, "instance_id": instance_id,
+              "exit_status": None, "done_marker": None, "skipped": reason, "warnings": []}
+    LOG.info("CernVM: amiconfig not run: %s", reason)
+    write_json(os.path.join(cernvm_dir, RECORD_NAME), record)
+    return record
 
 
 def plugin_problems(result: RunResult, payload: bytes,
@@ -883,7 +899,7 @@ def contextualize(
     for problem in script_warnings:
         LOG.warning("CernVM: %s", problem)
     warnings += script_warnings
-    if not part_count and not _installed(settings.command):
+    if not part_count and not installed(settings.command):
         # no amiconfig on this machine and nothing asked of it: not a CernVM image
         record["skipped"] = f"{settings.command[0]} is not installed and no part asks for it"
         LOG.info("CernVM: amiconfig not run: %s", record["skipped"])

@@ -290,14 +290,18 @@ def _finish(data, state: _Pass) -> None:
                      len(state.parts) + len(state.scripts))
         return
     settings, warnings = amiconfig.settings_from(_ds_cfg(data))
+    extra = _extra_user_data(data)
+    if extra is not None:
+        _record_extra_ucernvm(data, *extra)
+    if (not state.parts and not state.scripts and extra is None and not warnings
+            and not amiconfig.installed(settings.command)):
+        amiconfig.skip_not_installed(cernvm_dir, settings, data.get_instance_id())
+        return
     meta = _instance_meta(data)
     variables = None
     if any(amiconfig.is_template(text) for _, text in state.parts):
         variables = _template_variables(data, meta)
     texts, template_warnings = amiconfig.prepare_parts(state.parts, variables)
-    extra = _extra_user_data(data)
-    if extra is not None:
-        _record_extra_ucernvm(data, *extra)
     payload = amiconfig_input.payload_texts(_pieces(state, texts, extra))
     amiconfig.contextualize(
         cernvm_dir, payload, state.scripts, settings, meta, os.environ,
