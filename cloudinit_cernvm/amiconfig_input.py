@@ -83,7 +83,8 @@ def payload_texts(pieces: Iterable[Piece]) -> list[str]:
     previous: str | None = None
     for piece in pieces:
         text = piece.text
-        if previous != UCERNVM and piece.kind != UCERNVM:
+        if previous not in (None, UCERNVM) and piece.kind != UCERNVM:
+            # (the first text is given whole: amiconfig drops its head itself)
             text = _from_first_header(text)
         if text:
             texts.append(text)
