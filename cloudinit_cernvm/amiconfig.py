@@ -22,6 +22,7 @@ import logging
 import os
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -425,34 +426,43 @@ def write_json(path: str, record: Mapping) -> None:
 
 
 class InstanceMeta:
-    """What amiconfig plugins may ask the metadata service for."""
+    """What amiconfig plugins may ask the metadata service for.
 
-    __slots__ = ("availability_zone", "instance_id", "local_hostname", "public_keys")
+    ``meta_data`` is the provider's meta-data as the datasource read it;
+    ``local_ipv4`` the machine's address, for a provider that gives none.
+    """
+
+    __slots__ = ("availability_zone", "instance_id", "local_hostname", "local_ipv4",
+                 "meta_data", "public_keys")
 
     def __init__(self, instance_id: str | None = None, local_hostname: str | None = None,
                  public_keys: list[str] | None = None,
-                 availability_zone: str | None = None) -> None:
+                 availability_zone: str | None = None,
+                 meta_data: Mapping | None = None,
+                 local_ipv4: str | None = None) -> None:
         self.instance_id = instance_id
         self.local_hostname = local_hostname
         self.public_keys = [] if public_keys is None else public_keys
         self.availability_zone = availability_zone
+        self.meta_data = meta_data if isinstance(meta_data, Mapping) else {}
+        self.local_ipv4 = local_ipv4
 
 
 def write_metadata_tree(base: str, meta: InstanceMeta, user_data: bytes) -> str:
     """Lay out ``base/2007-12-15`` like the EC2 metadata tree; return its URL.
 
     amiconfig reads ``<url>/meta-data/<key>`` and ``<url>/user-data``; with a
-    ``file:`` URL it never opens a socket. Only what the datasource knows is
-    written: a plugin asking for anything else fails instead of waiting.
+    ``file:`` URL it never opens a socket. Every key its getters read is
+    written (``amiconfig_metadata.tree_values``: the provider's value, the
+    machine's, or a documented default), and the public keys.
     """
+    from cloudinit_cernvm import amiconfig_metadata
+
     root = os.path.join(private_dir(base), EC2_API_VERSION)
     private_dir(os.path.join(root, "meta-data"))
-    files: dict[str, str] = {}
-    if meta.instance_id:
-        files["meta-data/instance-id"] = meta.instance_id
-    if meta.local_hostname:
-        files["meta-data/local-hostname"] = meta.local_hostname
-        files["meta-data/hostname"] = meta.local_hostname
+    values = amiconfig_metadata.tree_values(meta.meta_data, meta.instance_id,
+                                            meta.local_hostname, meta.local_ipv4)
+    files = {f"meta-data/{key}": value for key, value in values.items()}
     if meta.availability_zone:
         files["meta-data/placement/availability-zone"] = meta.availability_zone
     for index, key in enumerate(meta.public_keys):
@@ -720,12 +730,115 @@ def _result_record(result: RunResult, path: str | None = None) -> dict:
 
 def already_done(cernvm_dir: str) -> bool:
     """Whether this instance's record says amiconfig already ran to its end."""
+    record = read_record(cernvm_dir)
+    return bool(record and record.get("done_marker"))
+
+
+def read_record(cernvm_dir: str) -> dict | None:
+    """This instance's ``amiconfig.json``, or None when there is none (or it is bad)."""
     try:
         raw = safefile.read_regular(os.path.join(cernvm_dir, RECORD_NAME), 1024 * 1024)
         record = json.loads(raw.decode("utf-8", "replace"))
     except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(record, dict) and bool(record.get("done_marker"))
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def done_before(settings: Settings) -> str | None:
+    """Why amiconfig must not run: the done file exists already (None: it may run).
+
+    ``amiconfig.sh user`` touches it after a run and skips when it exists:
+    the image's own service ran first, or the image was saved after a run.
+    """
+    if not os.path.lexists(settings.done_file):
+        return None
+    return (f"{settings.done_file} exists: amiconfig already contextualized this machine"
+            " (CernVM's amiconfig service, or an image saved after a run); not run again,"
+            " as amiconfig.sh does")
+
+
+def _skip(cernvm_dir: str, record: dict, reason: str, has_input: bool) -> dict:
+    record["skipped"] = reason
+    record["warnings"] = []
+    if has_input:
+        problem = (f"{reason}: the user-data's amiconfig sections and sh.before scripts"
+                   " were not applied")
+        LOG.warning("CernVM: %s", problem)
+        record["warnings"].append(problem)
+    else:
+        LOG.info("CernVM: %s", reason)
+    write_json(os.path.join(cernvm_dir, RECORD_NAME), record)
+    return record
+
+
+def installed(argv: list[str]) -> bool:
+    """Whether the command's program exists (a path, or a name on PATH)."""
+    path = argv[0]
+    return (os.path.isabs(path) and os.path.exists(path)) or shutil.which(path) is not None
+
+
+def skip_not_installed(cernvm_dir: str, settings: Settings, instance_id: str | None) -> dict:
+    """The record of a machine without amiconfig whose user-data asks nothing of it.
+
+    Not a CernVM image: nothing is written but the record, so that such a
+    boot costs no more than before.
+    """
+    private_dir(cernvm_dir)
+    reason = f"{settings.command[0]} is not installed and no part asks for it"
+    record = {"command": settings.command, "parts": 0, "instance_id": instance_id,
+              "exit_status": None, "done_marker": None, "skipped": reason, "warnings": []}
+    LOG.info("CernVM: amiconfig not run: %s", reason)
+    write_json(os.path.join(cernvm_dir, RECORD_NAME), record)
+    return record
+
+
+def plugin_problems(result: RunResult, payload: bytes,
+                    settings: Settings) -> tuple[dict, list[str]]:
+    """amiconfig's per-plugin outcome from its output, and one line per failed plugin."""
+    from cloudinit_cernvm import amiconfig_input as ami
+
+    text = payload.decode("utf-8", "replace")
+    sections = ami.read_sections(text)
+    config_path = ami.config_file(settings.command)
+    try:
+        config = safefile.read_regular(config_path, 1024 * 1024).decode("utf-8", "replace")
+    except OSError:
+        config = None
+    enabled = ami.enabled_plugins(ami.default_plugins(config), sections)
+    outcome = ami.read_output(result.output)
+    record = outcome.record(enabled)
+    record["config"] = config_path if config is not None else None
+    problems = []
+    for failure in record["failed"]:
+        message = redact.redact_text(failure["message"])
+        if failure["plugin"]:
+            line = f"amiconfig plugin {failure['plugin']} failed: {message}"
+            if failure["known_bug"]:
+                line += (" (the cernvm plugin's known bug: it fails at its end on every run;"
+                         " see the README)")
+        else:
+            line = (f"an amiconfig plugin failed (one of {', '.join(failure['candidates'])}):"
+                    f" {message}")
+        problems.append(line)
+    crash = ami.crashing_section(sections)
+    if crash and result.status:
+        problems.append(f"amiconfig exited with status {result.status}: a section named"
+                        f" [{crash}] crashes amiconfig (write it [amiconfig])")
+    record["crash_section"] = crash
+    return record, problems
+
+
+def log_amiconfig_output(output: str) -> None:
+    """Copy amiconfig's output into cloud-init's log, without its chatter.
+
+    amiconfig prints an empty line per plugin that ran and a "Plugin
+    disabled" line per installed plugin that is not enabled: dozens of
+    lines that say nothing; they stay in ``amiconfig.log``.
+    """
+    from cloudinit_cernvm import amiconfig_input
+
+    log_output("amiconfig", "\n".join(
+        line for line in output.splitlines() if not amiconfig_input.is_chatter(line)))
 
 
 def contextualize(
@@ -736,10 +849,18 @@ def contextualize(
     meta: InstanceMeta,
     base_env: Mapping[str, str],
     warnings: list[str] | None = None,
+    part_count: int | None = None,
 ) -> dict:
     """Run the ``sh.before`` scripts, then amiconfig once; return the record.
 
-    Writes the payload, the metadata tree, amiconfig's output and the record
+    ``parts`` are the payload's texts; ``part_count`` how many of them are
+    the user's amiconfig text (the others are µCernVM blocks, which the
+    original amiconfig read too); by default all.
+
+    amiconfig runs whether or not there are parts, as ``amiconfig.sh user``
+    did (the default plugins, ``rootsshkeys``, still run), unless the done
+    file exists already: then nothing runs and the record says why. Writes
+    the payload, the metadata tree, amiconfig's output and the record
     ``amiconfig.json`` into ``cernvm_dir`` (0700, files 0600); marks the run
     done in ``settings.done_file`` when amiconfig ran to its end, whatever its
     exit status, as ``amiconfig.sh`` does. Each problem is logged as one
@@ -749,23 +870,26 @@ def contextualize(
     warnings = list(warnings or [])
     private_dir(cernvm_dir)
     payload_path = os.path.join(cernvm_dir, PAYLOAD_NAME)
+    part_count = len(parts) if part_count is None else part_count
     record: dict = {
         "command": settings.command,
         "timeout_s": settings.timeout,
-        "parts": len(parts),
-        "payload": payload_path if parts else None,
+        "parts": part_count,
+        "payload": payload_path,
         "instance_id": meta.instance_id,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "exit_status": None,
         "done_marker": None,
+        "skipped": None,
     }
-    env = dict(base_env)
-    if parts:
-        payload = build_payload(parts)
-        write_private(payload_path, payload)
-        url = write_metadata_tree(os.path.join(cernvm_dir, METADATA_NAME), meta, payload)
-        env = amiconfig_environment(base_env, payload_path, url)
-        record["context_url"] = url
+    reason = done_before(settings)
+    if reason:
+        return _skip(cernvm_dir, record, reason, bool(part_count or scripts))
+    payload = build_payload(parts)
+    write_private(payload_path, payload)
+    url = write_metadata_tree(os.path.join(cernvm_dir, METADATA_NAME), meta, payload)
+    env = amiconfig_environment(base_env, payload_path, url)
+    record["context_url"] = url
     for problem in warnings:
         LOG.warning("CernVM: %s", problem)
     before, script_warnings = run_before_scripts(
@@ -775,30 +899,41 @@ def contextualize(
     for problem in script_warnings:
         LOG.warning("CernVM: %s", problem)
     warnings += script_warnings
-    if parts:
-        LOG.info("CernVM: running amiconfig (%s) on %d part(s) from %s",
-                 " ".join(settings.command), len(parts), payload_path)
-        result = run_bounded(settings.command, env, settings.timeout,
-                             os.path.join(cernvm_dir, OUTPUT_NAME))
-        log_output("amiconfig", result.output)
-        record.update(_result_record(result))
-        record["command"] = settings.command
-        record["output"] = os.path.join(cernvm_dir, OUTPUT_NAME)
+    if not part_count and not installed(settings.command):
+        # no amiconfig on this machine and nothing asked of it: not a CernVM image
+        record["skipped"] = f"{settings.command[0]} is not installed and no part asks for it"
+        LOG.info("CernVM: amiconfig not run: %s", record["skipped"])
+        record["warnings"] = warnings
+        write_json(os.path.join(cernvm_dir, RECORD_NAME), record)
+        return record
+    LOG.info("CernVM: running amiconfig (%s) on %d part(s) from %s",
+             " ".join(settings.command), part_count, payload_path)
+    result = run_bounded(settings.command, env, settings.timeout,
+                         os.path.join(cernvm_dir, OUTPUT_NAME))
+    log_amiconfig_output(result.output)
+    record.update(_result_record(result))
+    record["command"] = settings.command
+    record["output"] = os.path.join(cernvm_dir, OUTPUT_NAME)
+    problems: list[str] = []
+    if result.completed:
+        record["plugins"], problems = plugin_problems(result, payload, settings)
+    if not problems or result.status not in (0, 1):
         problem = result.problem("amiconfig", settings.timeout)
         if problem:
-            problem += f"; its input is kept in {payload_path}"
+            problems.append(problem + f"; its input is kept in {payload_path}")
+    for problem in problems:
+        LOG.warning("CernVM: %s", problem)
+    warnings += problems
+    if not problems:
+        LOG.info("CernVM: amiconfig exited with status 0 after %.1f s", result.seconds)
+    if result.completed:
+        try:
+            mark_done(settings.done_file)
+            record["done_marker"] = settings.done_file
+        except OSError as err:
+            problem = f"cannot mark amiconfig done in {settings.done_file}: {err.strerror}"
             LOG.warning("CernVM: %s", problem)
             warnings.append(problem)
-        else:
-            LOG.info("CernVM: amiconfig exited with status 0 after %.1f s", result.seconds)
-        if result.completed:
-            try:
-                mark_done(settings.done_file)
-                record["done_marker"] = settings.done_file
-            except OSError as err:
-                problem = f"cannot mark amiconfig done in {settings.done_file}: {err.strerror}"
-                LOG.warning("CernVM: %s", problem)
-                warnings.append(problem)
     record["warnings"] = warnings
     write_json(os.path.join(cernvm_dir, RECORD_NAME), record)
     return record

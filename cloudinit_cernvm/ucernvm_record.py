@@ -26,6 +26,8 @@ from cloudinit_cernvm.amiconfig import private_dir, write_json, write_private
 
 JSON_NAME = "ucernvm.json"
 ENV_NAME = "ucernvm.env"
+#: the records of the site's extra user-data: ``extra-ucernvm.json``, ``.env``
+EXTRA_STEM = "extra-ucernvm"
 
 def is_secret(key: str) -> bool:
     """Whether the value of ``key`` must stay out of logs (``redact.is_secret_key``)."""
@@ -94,11 +96,12 @@ def check(text: str, seed_ucontext: Mapping[str, str] | None, name: str = "text/
     return result
 
 
-def write(directory: str, result: Check, source: str) -> tuple[str, str]:
-    """Write ``ucernvm.json`` and ``ucernvm.env`` (0600) into ``directory`` (0700)."""
+def write(directory: str, result: Check, source: str,
+          stem: str = "ucernvm") -> tuple[str, str]:
+    """Write ``<stem>.json`` and ``<stem>.env`` (0600) into ``directory`` (0700)."""
     private_dir(directory)
-    json_path = f"{directory}/{JSON_NAME}"
-    env_path = f"{directory}/{ENV_NAME}"
+    json_path = f"{directory}/{stem}.json"
+    env_path = f"{directory}/{stem}.env"
     write_json(json_path, {
         "source": source,
         "settings": result.settings,

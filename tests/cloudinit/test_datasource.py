@@ -256,13 +256,13 @@ def test_old_syntax_seed_reaches_every_consumer(machine_factory):
     """A µCernVM-era context: every section lands with its own consumer."""
     fake = sandbox.REPO / "tests" / "fakes" / "amiconfig"
     machine = machine_factory(extra_config={"datasource": {"CernVM": {
-        "amiconfig_command": str(fake),
+        "amiconfig_command": f"{fake} -c {fake}-default.cfg",
         "amiconfig_done_file": "/var/log/amiconfig-user.done"}}})
     (machine.dir / "var-log" / "fake-amiconfig").mkdir()
     old_syntax = (
         "#!/bin/sh.after\necho script >> /var/log/script-ran\nexit\n"
         "[ucernvm-begin]\ncvmfs_branch=cernvm-prod.cern.ch\nresize_rootfs=off\n[ucernvm-end]\n"
-        "[amiconfig]\nplugins = cernvm\n[cernvm]\norganisations = cms\n"
+        "[amiconfig]\nplugins = condor\n[cernvm]\norganisations = cms\n"
         "#cloud-config\n" + CLOUD_CONFIG.split("\n", 1)[1]
     )
     machine.write_seed("OpenNebula", old_syntax,
@@ -272,9 +272,11 @@ def test_old_syntax_seed_reaches_every_consumer(machine_factory):
     assert "Unhandled" not in machine.log
     # the script (its marker turned into a real interpreter) ran after amiconfig
     assert (machine.dir / "var-log" / "script-ran").read_text() == "script\n"
-    # amiconfig got the ini sections, and only them
+    # amiconfig got the ini sections and the µCernVM block (as it read it before), only them
     payload = (machine.instance_dir / "cernvm" / "amiconfig-user-data").read_text()
-    assert payload == "[amiconfig]\nplugins = cernvm\n[cernvm]\norganisations = cms\n"
+    assert payload == (
+        "[ucernvm-begin]\ncvmfs_branch=cernvm-prod.cern.ch\nresize_rootfs=off\n[ucernvm-end]\n"
+        "[amiconfig]\nplugins = condor\n[cernvm]\norganisations = cms\n")
     # the µCernVM block was recorded and agrees with what microboot saved
     record = json.loads((machine.instance_dir / "cernvm" / "ucernvm.json").read_text())
     assert record["settings"] == {"_UCONTEXT_CVMFS_BRANCH": "cernvm-prod.cern.ch",

@@ -108,7 +108,7 @@ FAKE_AMICONFIG = sandbox.REPO / "tests" / "fakes" / "amiconfig"
 
 def test_a_template_bomb_is_one_warning_and_records_follow_no_link(machine_factory):
     machine = machine_factory(extra_config={"datasource": {"CernVM": {
-        "amiconfig_command": str(FAKE_AMICONFIG),
+        "amiconfig_command": f"{FAKE_AMICONFIG} -c {FAKE_AMICONFIG}-default.cfg",
         "amiconfig_done_file": "/var/log/amiconfig-user.done"}}})
     (machine.dir / "var-log" / "fake-amiconfig").mkdir()
     bomb = '## template: jinja\n[squid]\nx = {{ "x" * 10**9 }}\n'

@@ -148,10 +148,55 @@ def test_metadata_tree_is_private_and_laid_out_like_ec2(tmp_path):
         assert mode(path) == (0o700 if path.is_dir() else 0o600), path
 
 
-def test_metadata_tree_writes_only_what_is_known(tmp_path):
+def test_metadata_tree_has_every_key_the_getters_read_with_defaults(tmp_path):
     amiconfig.write_metadata_tree(str(tmp_path), amiconfig.InstanceMeta(), b"")
-    found = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert found == ["2007-12-15/user-data"]
+    root = tmp_path / "2007-12-15" / "meta-data"
+    found = {p.name: p.read_text() for p in root.iterdir() if p.is_file()}
+    # nothing known: the documented defaults; no address, no host name invented
+    assert found == {"ami-id": "ami-00000000", "ami-launch-index": "0",
+                     "ami-manifest-path": "(unknown)", "instance-type": "unknown",
+                     "reservation-id": "r-00000000", "security-groups": "default"}
+
+
+def test_metadata_tree_takes_the_providers_values_then_the_machines(tmp_path):
+    ec2 = {"ami-id": "ami-0abc", "ami-launch-index": 3, "instance-type": "m5.large",
+           "local-ipv4": "10.0.0.5", "public-ipv4": "203.0.113.7",
+           "public-hostname": "ec2-203-0-113-7.compute.amazonaws.com",
+           "reservation-id": "r-0123", "security-groups": ["web", "ssh"]}
+    amiconfig.write_metadata_tree(str(tmp_path / "ec2"), amiconfig.InstanceMeta(
+        "i-1", "ip-10-0-0-5", meta_data=ec2, local_ipv4="192.0.2.9"), b"")
+    root = tmp_path / "ec2" / "2007-12-15" / "meta-data"
+    assert (root / "ami-launch-index").read_text() == "3"
+    assert (root / "local-ipv4").read_text() == "10.0.0.5"  # the provider's, not the machine's
+    assert (root / "public-ipv4").read_text() == "203.0.113.7"
+    assert (root / "security-groups").read_text() == "web\nssh"
+    assert (root / "ami-id").read_text() == "ami-0abc"
+    # OpenStack spells them otherwise; the machine gives the address
+    openstack = {"launch_index": 1, "hostname": "vm.novalocal", "uuid": "u-1"}
+    amiconfig.write_metadata_tree(str(tmp_path / "os"), amiconfig.InstanceMeta(
+        "u-1", None, meta_data=openstack, local_ipv4="192.0.2.9"), b"")
+    root = tmp_path / "os" / "2007-12-15" / "meta-data"
+    assert (root / "ami-launch-index").read_text() == "1"
+    assert (root / "local-hostname").read_text() == "vm.novalocal"
+    assert (root / "public-hostname").read_text() == "vm.novalocal"
+    assert (root / "local-ipv4").read_text() == "192.0.2.9"
+    assert (root / "public-ipv4").read_text() == "192.0.2.9"
+
+
+def test_local_ipv4_is_the_default_routes_interface(tmp_path, monkeypatch):
+    from cloudinit_cernvm import amiconfig_metadata as md
+
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "route").write_text(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n"
+        "eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n"
+        "eth0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\n")
+    assert md.default_route_interface(str(tmp_path)) == "eth0"
+    assert md.interface_address("lo") == "127.0.0.1"
+    monkeypatch.setattr(md, "interface_address", lambda name: f"addr-of-{name}")
+    assert md.local_ipv4(str(tmp_path)) == "addr-of-eth0"
+    (tmp_path / "net" / "route").write_text("Iface\tDestination\n")
+    assert md.local_ipv4(str(tmp_path)) is None
 
 
 def test_environment_is_a_copy_with_the_two_variables():
@@ -264,6 +309,9 @@ def test_run_does_not_wait_for_a_daemon_holding_the_output(tmp_path):
 # --- a whole run, with the stand-in amiconfig ---------------------------------
 
 
+DEFAULT_CFG = "[general]\nenabled_plugins = rootsshkeys\ndisabled_plugins =\n"
+
+
 @pytest.fixture
 def fake_env(tmp_path):
     record = tmp_path / "record"
@@ -272,28 +320,37 @@ def fake_env(tmp_path):
     return record, env
 
 
+def fake_command(tmp_path: Path, config: str = DEFAULT_CFG) -> list[str]:
+    """The stand-in, with its default.cfg (``-c``, as the real amiconfig takes it)."""
+    cfg = tmp_path / "default.cfg"
+    cfg.write_text(config)
+    return [sys.executable, str(FAKE), "-c", str(cfg)]
+
+
 META = amiconfig.InstanceMeta("i-77", "vm77", ["ssh-ed25519 KEY u@h"])
 
 
 def test_contextualize_runs_scripts_then_amiconfig_once(tmp_path, fake_env, caplog):
     record_dir, env = fake_env
     cernvm = tmp_path / "instance" / "cernvm"
-    settings = amiconfig.Settings([sys.executable, str(FAKE)], 30,
+    settings = amiconfig.Settings(fake_command(tmp_path), 30,
                                   str(tmp_path / "state" / "user.done"))
     scripts = [
         amiconfig.Script("part-001", f"#!/bin/sh\necho one >> {record_dir}/events\n"),
         amiconfig.Script("bad/../name", f"#!/bin/sh\necho two >> {record_dir}/events\nexit 2\n"),
     ]
-    parts = ["[amiconfig]\nplugins = cernvm\n", "[cernvm]\nusers = a:b:c\n"]
+    parts = ["[amiconfig]\nplugins = condor\n", "[condor]\nusers = a:b:c\n"]
     with caplog.at_level(logging.INFO):
         record = amiconfig.contextualize(str(cernvm), parts, scripts, settings, META, env)
     assert (record_dir / "events").read_text().split() == ["one", "two", "amiconfig"]
+    assert json.loads((record_dir / "run-1" / "plugins.json").read_text())["condor"] == [0, ""]
     run = record_dir / "run-1"
     assert (run / "payload").read_text() == "".join(parts)
     assert json.loads((run / "modes.json").read_text()) == {"file": "0o600", "dir": "0o700"}
     fake_env_seen = json.loads((run / "env.json").read_text())
     assert fake_env_seen["AMICONFIG_LOCAL_USER_DATA"] == str(cernvm / "amiconfig-user-data")
-    assert json.loads((run / "metadata.json").read_text())["meta-data/instance-id"] == "i-77"
+    assert json.loads((run / "metadata.json").read_text()) == {
+        "meta-data/public-keys/0/openssh-key": "ssh-ed25519 KEY u@h\n"}
     assert "AMICONFIG_LOCAL_USER_DATA" not in os.environ
     # the record
     assert record["exit_status"] == 0 and record["parts"] == 2
@@ -302,24 +359,80 @@ def test_contextualize_runs_scripts_then_amiconfig_once(tmp_path, fake_env, capl
     assert record["warnings"] == ["sh.before script bad/../name exited with status 2"]
     assert json.loads((cernvm / "amiconfig.json").read_text()) == record
     assert amiconfig.already_done(str(cernvm))
-    # output in the log, one warning per problem
-    assert "CernVM: amiconfig: amiconfig: plugin cernvm configured" in caplog.text
+    # one warning per problem; the "Plugin disabled" chatter stays in amiconfig.log
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         "CernVM: sh.before script bad/../name exited with status 2"]
+    assert "Plugin disabled" not in caplog.text
+    assert "Plugin disabled by configuration, not executing: squid" in (
+        cernvm / "amiconfig.log").read_text()
+    assert record["plugins"]["enabled"] == ["condor", "rootsshkeys"]
+    assert record["plugins"]["failed"] == [] and record["plugins"]["succeeded"] == 2
     assert sorted(p.name for p in (cernvm / "scripts-before").iterdir() if
                   not p.name.endswith(".log")) == ["00-part-001", "01-bad_.._name"]
 
 
 def test_contextualize_with_a_failing_plugin_marks_done(tmp_path, fake_env, caplog):
     _, env = fake_env
-    settings = amiconfig.Settings([sys.executable, str(FAKE)], 30, str(tmp_path / "user.done"))
+    settings = amiconfig.Settings(fake_command(tmp_path), 30, str(tmp_path / "user.done"))
     with caplog.at_level(logging.INFO):
         record = amiconfig.contextualize(str(tmp_path / "c"), ["[amiconfig]\nplugins = fail\n"],
                                          [], settings, META, env)
     assert record["exit_status"] == 1 and record["done_marker"]
-    assert record["warnings"] == [
-        f"amiconfig exited with status 1; its input is kept in {tmp_path}/c/amiconfig-user-data"]
-    assert "plugin fail failed" in caplog.text
+    # one warning, naming the plugin (only rootsshkeys and fail ran; rootsshkeys printed ok)
+    assert record["plugins"]["failed"] == [{
+        "plugin": None, "message": "failing as asked", "candidates": ["fail", "rootsshkeys"],
+        "known_bug": False}]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == ["CernVM: an amiconfig plugin failed (one of fail, rootsshkeys):"
+                      " failing as asked"]
+
+
+def test_a_failed_plugin_is_named_in_one_warning(tmp_path, fake_env, caplog):
+    _, env = fake_env
+    settings = amiconfig.Settings(fake_command(tmp_path, "[general]\nenabled_plugins =\n"
+                                               "disabled_plugins = rootsshkeys\n"),
+                                  30, str(tmp_path / "user.done"))
+    with caplog.at_level(logging.INFO):
+        record = amiconfig.contextualize(
+            str(tmp_path / "c"), ["[amiconfig]\nplugins = cernvm\n[cernvm]\nusers = a:b:c\n"],
+            [], settings, META, env)
+    assert record["exit_status"] == 1 and record["done_marker"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1
+    assert warned[0].startswith("CernVM: amiconfig plugin cernvm failed: [Errno 2] No such file")
+    assert "known bug" in warned[0]
+    assert record["plugins"]["failed"][0]["known_bug"]
+
+
+def test_an_uppercase_amiconfig_section_crash_is_explained(tmp_path, fake_env, caplog):
+    _, env = fake_env
+    settings = amiconfig.Settings(fake_command(tmp_path), 30, str(tmp_path / "user.done"))
+    with caplog.at_level(logging.INFO):
+        record = amiconfig.contextualize(str(tmp_path / "c"), ["[AMICONFIG]\nplugins = a\n"],
+                                         [], settings, META, env)
+    assert record["exit_status"] == 1
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == ["CernVM: amiconfig exited with status 1: a section named [AMICONFIG]"
+                      " crashes amiconfig (write it [amiconfig])"]
+
+
+def test_a_done_file_present_before_stops_the_run(tmp_path, fake_env, caplog):
+    record_dir, env = fake_env
+    done = tmp_path / "state" / "user.done"
+    done.parent.mkdir()
+    done.touch()
+    settings = amiconfig.Settings(fake_command(tmp_path), 30, str(done))
+    scripts = [amiconfig.Script("s", f"#!/bin/sh\necho s >> {record_dir}/events\n")]
+    with caplog.at_level(logging.INFO):
+        record = amiconfig.contextualize(str(tmp_path / "c"), [], scripts, settings, META, env)
+    assert not (record_dir / "events").exists()
+    assert f"{done} exists" in record["skipped"] and record["exit_status"] is None
+    assert json.loads((tmp_path / "c" / "amiconfig.json").read_text()) == record
+    # the user's sh.before script was not applied: the user must know
+    assert len(record["warnings"]) == 1 and "not applied" in record["warnings"][0]
+    # nothing asked of amiconfig: an INFO line only
+    record = amiconfig.contextualize(str(tmp_path / "d"), [], [], settings, META, env)
+    assert record["skipped"] and record["warnings"] == []
 
 
 def test_contextualize_with_a_missing_amiconfig_keeps_the_payload(tmp_path, fake_env):
@@ -332,11 +445,23 @@ def test_contextualize_with_a_missing_amiconfig_keeps_the_payload(tmp_path, fake
     assert len(record["warnings"]) == 1 and "not run" in record["warnings"][0]
 
 
-def test_without_amiconfig_parts_only_the_scripts_run(tmp_path, fake_env):
+def test_without_amiconfig_parts_amiconfig_still_runs(tmp_path, fake_env):
     record_dir, env = fake_env
-    settings = amiconfig.Settings([sys.executable, str(FAKE)], 30, str(tmp_path / "user.done"))
+    settings = amiconfig.Settings(fake_command(tmp_path), 30, str(tmp_path / "user.done"))
     scripts = [amiconfig.Script("s", f"#!/bin/sh\necho s >> {record_dir}/events\n")]
     record = amiconfig.contextualize(str(tmp_path / "c"), [], scripts, settings, META, env)
-    assert (record_dir / "events").read_text() == "s\n"
-    assert record["parts"] == 0 and record["exit_status"] is None
-    assert not (tmp_path / "c" / "amiconfig-user-data").exists()
+    assert (record_dir / "events").read_text() == "s\namiconfig\n"
+    assert record["parts"] == 0 and record["exit_status"] == 0
+    assert record["done_marker"] == settings.done_file
+    # the default plugin ran on the instance's key
+    configured = json.loads((record_dir / "run-1" / "configured.json").read_text())
+    assert configured == {"rootsshkey": "ssh-ed25519 KEY u@h\n"}
+
+
+def test_without_amiconfig_installed_nothing_asked_is_no_warning(tmp_path, fake_env, caplog):
+    _, env = fake_env
+    settings = amiconfig.Settings([str(tmp_path / "nope")], 30, str(tmp_path / "user.done"))
+    with caplog.at_level(logging.INFO):
+        record = amiconfig.contextualize(str(tmp_path / "c"), [], [], settings, META, env)
+    assert "not installed" in record["skipped"] and record["done_marker"] is None
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -68,3 +68,55 @@ def test_a_before_script_part_brings_the_runner():
         "assert handlers._current.scripts[0].name == 'p'\n")
     assert "cloudinit_cernvm.amiconfig" in loaded
     assert "cloudinit_cernvm.userdata" not in loaded
+
+
+class _Datasource:
+    seed_dir = None
+    provider = "EC2"
+
+    def __init__(self) -> None:
+        self.metadata = {"instance-id": "i-unit", "local-hostname": "unit"}
+
+    def get_public_ssh_keys(self):
+        return ["ssh-ed25519 KEY u@h"]
+
+
+class _Cloud:
+    """What the handlers use of cloud-init's ``Cloud`` object."""
+
+    def __init__(self, tmp_path: Path, command: list[str]) -> None:
+        self.datasource = _Datasource()
+        self.cfg = {"datasource": {"CernVM": {
+            "amiconfig_command": command, "amiconfig_done_file": str(tmp_path / "user.done"),
+            "extra_user_data": str(tmp_path / "extra-user-data")}}}
+        self.paths = type("Paths", (), {"run_dir": str(tmp_path / "run")})()
+        self._ipath = tmp_path / "instance"
+
+    def get_ipath(self) -> str:
+        return str(self._ipath)
+
+    def get_instance_id(self) -> str:
+        return "i-unit"
+
+
+def _consume(cloud: _Cloud, parts: list[tuple[str, str]]) -> None:
+    handlers.handle_part(cloud, "__begin__", None, None, "once-per-instance")
+    for ctype, text in parts:
+        handlers.handle_part(cloud, ctype, "part", text, "once-per-instance")
+    handlers.handle_part(cloud, "__end__", None, None, "once-per-instance")
+
+
+def test_amiconfig_runs_at_the_first_end_of_an_instance_only(tmp_path, monkeypatch):
+    record = tmp_path / "record"
+    cfg = tmp_path / "default.cfg"
+    cfg.write_text("[general]\nenabled_plugins = rootsshkeys\ndisabled_plugins =\n")
+    fake = REPO / "tests" / "fakes" / "amiconfig"
+    cloud = _Cloud(tmp_path, [sys.executable, str(fake), "-c", str(cfg)])
+    monkeypatch.setenv("FAKE_AMICONFIG_RECORD", str(record))
+    _consume(cloud, [])  # the user-data: no amiconfig part; amiconfig runs anyway
+    assert (record / "count").read_text() == "1\n"
+    assert (tmp_path / "user.done").exists()
+    # cloud-init's vendor-data pass calls __begin__/__end__ again: nothing more runs
+    (tmp_path / "user.done").unlink()
+    _consume(cloud, [("text/amiconfig", "[amiconfig]\nplugins = condor\n")])
+    assert (record / "count").read_text() == "1\n"

@@ -297,11 +297,13 @@ def contextualize_into(tmp_path: Path, cernvm: Path) -> dict:
     record_dir.mkdir(exist_ok=True)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
            "FAKE_AMICONFIG_RECORD": str(record_dir)}
-    settings = amiconfig.Settings([sys.executable, str(FAKE_AMICONFIG)], 30,
+    config = tmp_path / "default.cfg"  # the stand-in reads it as amiconfig does
+    config.write_text("[general]\nenabled_plugins = rootsshkeys\ndisabled_plugins =\n")
+    settings = amiconfig.Settings([sys.executable, str(FAKE_AMICONFIG), "-c", str(config)], 30,
                                   str(tmp_path / "state" / "user.done"))
     meta = amiconfig.InstanceMeta("i-77", "vm77", ["ssh-ed25519 KEY u@h"])
     scripts = [amiconfig.Script("s", "#!/bin/sh\necho before\n")]
-    return amiconfig.contextualize(str(cernvm), ["[amiconfig]\nplugins = cernvm\n"], scripts,
+    return amiconfig.contextualize(str(cernvm), ["[amiconfig]\nplugins = condor\n"], scripts,
                                    settings, meta, env)
 
 
@@ -320,7 +322,7 @@ def test_record_files_replace_pre_placed_links_and_leave_their_targets_alone(tmp
         path = cernvm / name
         assert not path.is_symlink() and path.is_file(), name
         assert path.stat().st_mode & 0o077 == 0, name
-    assert "amiconfig" in (cernvm / "amiconfig.log").read_text()
+    assert "Plugin disabled" in (cernvm / "amiconfig.log").read_text()
 
 
 @pytest.mark.parametrize("which", ["cernvm", "scripts-before", "amiconfig-metadata"])

@@ -81,6 +81,7 @@ def _checkout_files() -> list[Path]:
     pkg = TOP / "cloudinit_cernvm"
     return sorted([p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
                   + [TOP / "tests" / "fakes" / "amiconfig",
+                     TOP / "tests" / "fakes" / "amiconfig-default.cfg",
                      TOP / "tests" / "harness" / "runner.py", Path(__file__)])
 
 
@@ -141,6 +142,9 @@ def _populate(root: Path, debs: dict[str, Path], release: str) -> None:
     amiconfig = root / GUEST_AMICONFIG
     shutil.copy(TOP / "tests" / "fakes" / "amiconfig", amiconfig)
     amiconfig.chmod(0o755)
+    (root / "etc/amiconfig").mkdir(parents=True, exist_ok=True)  # read as amiconfig does
+    shutil.copy(TOP / "tests" / "fakes" / "amiconfig-default.cfg",
+                root / "etc/amiconfig/default.cfg")
     for d in ("mnt/.rw", "run", "tmp", "proc", "sys", "dev", "var/log", "var/lib/cloud",
               "var/lib/dhcpcd", "root"):
         (root / d).mkdir(parents=True, exist_ok=True)

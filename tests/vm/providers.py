@@ -46,7 +46,7 @@ USER_DATA = (
     b'Content-Type: text/amiconfig; charset="us-ascii"\n'
     b"\n"
     b"[amiconfig]\n"
-    b"plugins = cernvm\n"
+    b"plugins = condor\n"
     b"[cernvm]\n"
     b"organisations = ATLAS\n"
     b"\n"

@@ -64,7 +64,7 @@ def boot_cloud(vm_image: image.VMImage, tmp_path_factory: pytest.TempPathFactory
 def machine_on_seed(cloud: Cloud, boot: Booted, workdir: Path, release: str) -> sandbox.Machine:
     """A sandboxed machine whose scratch disk holds the seed the VM wrote."""
     extra = {"datasource": {"CernVM": {
-        "amiconfig_command": str(AMICONFIG_STAND_IN),
+        "amiconfig_command": f"{AMICONFIG_STAND_IN} -c {AMICONFIG_STAND_IN}-default.cfg",
         "amiconfig_done_file": "/var/log/amiconfig-user.done"}}}
     machine = sandbox.Machine(workdir, release, dmi=cloud.dmi or None, extra_config=extra)
     if cloud.source == "Azure":  # the wireserver that takes the ready report
