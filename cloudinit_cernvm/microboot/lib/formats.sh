@@ -304,6 +304,7 @@ function ublock(line,   i, k, v, lv) {
     if (lv == "yes" || lv == "on" || lv == "true") v = 1
     else if (lv == "no" || lv == "off" || lv == "false") v = 0
     printf "_UCONTEXT_%s=%s\n", k, shq(v)
+    ub_last = NR
     if (++ub_n == 256) {    # µCernVM knows some 20 keys
         printf "fetch-context: the µCernVM block has more than 256 settings: the rest ignored\n" > "/dev/stderr"
         ub_done = 1
@@ -321,14 +322,14 @@ MIME_PARTS=32    # parts of MIME user-data looked into; the rest is not read
 # part comes before the block; else the parts are decoded and read again.
 ucontext() {
     : >"$WORK/parts"
-    _in=$1
-    # a last line without its line end does not count (µCernVM reads a line
-    # when its line end comes): it is left out
-    if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1" >"$1.lines"; _in=$1.lines; fi
-    awk -v dir="$WORK" -v maxparts="$MIME_PARTS" "$UBLOCK_AWK$UCONTEXT_AWK" "$_in" >"$2"
+    awk -v dir="$WORK" -v maxparts="$MIME_PARTS" "$UBLOCK_AWK$UCONTEXT_AWK" "$1" >"$2"
     case $? in
         3) _flat=$WORK/flat; flat_parts "$_flat" ;;
-        4) _flat=$_in ;;    # a MIME header, but no part: the text is read as it is
+        4) _flat=$1 ;;    # a MIME header, but no part: the text is read as it is
+        5)  # the text ended inside the block, on a setting: µCernVM reads a
+            # line when its line end comes, so one without it does not count
+            [ -z "$(tail -c 1 "$1")" ] || sed -i '$d' "$2"
+            return 0 ;;
         *) return 0 ;;
     esac
     awk "$UBLOCK_AWK"'
@@ -356,7 +357,8 @@ flat_parts() {
 # Each part body goes to WORK/part.N and "WORK/part.N ENCODING" to
 # WORK/parts; the lines of parts not in base64 go to ublock. A base64 part
 # before the block has ended: exit 3, for ucontext to decode and read again;
-# no part with that boundary: exit 4, to read the whole text as it is.
+# no part with that boundary: exit 4, to read the whole text as it is; plain
+# text that ended inside the block on a printed setting: exit 5.
 # shellcheck disable=SC2016 # awk's own $0
 UCONTEXT_AWK='
 function header_was_text(   i) {
@@ -403,4 +405,8 @@ inhdr {
     next
 }
 { print > out; if (enc != "base64" && !again) ublock($0) }
-END { if (again) exit 3; if (mode != "plain" && n == 0) exit 4 }'
+END {
+    if (again) exit 3
+    if (mode != "plain" && n == 0) exit 4
+    if (mode == "plain" && ub_in && !ub_done && ub_last == NR) exit 5
+}'

@@ -9,10 +9,11 @@
 # -param_CERNVM_CMS_PROXY X and -param_CERNVM_CMS_PAC_URLS Y, with ; : | - .
 # written .semicolon, .colon, .pipe, .minus, .dot, (glideinWMS escapes them).
 
-# glideinwms_detect USER_DATA UCONTEXT: 0 when USER_DATA is glideinWMS data
-# and UCONTEXT does not turn the detection off (useglideinWMS=0, the last
-# setting counting, as sourcing would). Builtins only but for the one-line
-# check's grep.
+# glideinwms_detect USER_DATA UCONTEXT [B64]: 0 when USER_DATA is
+# glideinWMS data and UCONTEXT does not turn the detection off
+# (useglideinWMS=0, the last setting counting, as sourcing would); its
+# base64 part (before the first "#") into B64. One awk, which stops at the
+# third line: a shell read of a long line would take a system call a byte.
 glideinwms_detect() {
     [ -s "$1" ] || return 1
     _gw_on=1
@@ -25,21 +26,38 @@ glideinwms_detect() {
         done <"$2"
     fi
     [ "$_gw_on" = 1 ] || return 1
-    # one line at most (µCernVM counts line ends), with the cluster mark
-    { IFS= read -r _gw_l; ! IFS= read -r _gw_l; } <"$1" || return 1
-    grep -q '#### -cluster [0-9]* -subcluster [0-9]*####' "$1"
+    awk -v out="${3:-/dev/null}" "$GLIDEIN_DETECT_AWK" "$1"
+    case $? in
+        0) return 0 ;;
+        # two lines: one when the second has no line end (µCernVM counted them)
+        3) [ -n "$(tail -c 1 "$1")" ] && return 0 ;;
+    esac
+    return 1
 }
+
+# At most two lines, one with the cluster mark: exit 0 (one line), 3 (two:
+# the shell looks at the last byte), else 1; line 1 up to its first "#" to out.
+# shellcheck disable=SC2016 # awk's own $0
+GLIDEIN_DETECT_AWK='
+NR > 2 { exit 1 }
+NR == 1 { first = $0 }
+/#### -cluster [0-9]* -subcluster [0-9]*####/ { mark = 1 }
+END {
+    if (NR > 2 || !mark) exit 1
+    i = index(first, "#")
+    printf "%s", substr(first, 1, i - 1) > out
+    exit NR == 2 ? 3 : 0
+}'
 
 # glideinwms USER_DATA UCONTEXT: when USER_DATA is glideinWMS data, its
 # proxy and PAC URLs appended to UCONTEXT as _UCONTEXT_CVMFS_HTTP_PROXY and
 # _UCONTEXT_CVMFS_PAC_URLS (quoted as the block's values are). Returns 1
 # when it is not glideinWMS data.
 glideinwms() {
-    if ! glideinwms_detect "$1" "$2"; then
+    if ! glideinwms_detect "$1" "$2" "$WORK/glidein.b64"; then
         [ "${_gw_on:-1}" = 0 ] && log "glideinWMS detection turned off (useglideinWMS=0)"
         return 1
     fi
-    cut -d '#' -f 1 "$1" >"$WORK/glidein.b64"
     if ! b64 "$WORK/glidein.b64" "$WORK/glidein" "the glideinWMS startup data"; then
         log "glideinWMS user-data: no CVMFS settings taken"
         return 0
