@@ -31,6 +31,10 @@ USER_DATA = (b"#!/bin/sh\nexit\n[ucernvm-begin]\nresize_rootfs=off\n[ucernvm-end
              b"[amiconfig]\nplugins = cernvm\n[cernvm]\nusers = a:b:c\n")
 CONTEXT_SH = b"EC2_USER_DATA='" + base64.b64encode(USER_DATA) + b"'\nROOT_PUBKEY=root.pub\n"
 KEY = b"ssh-ed25519 AAAAC3Nza bench@example\n"
+GLIDEIN = base64.b64encode(
+    b"[glidein_startup]\nargs = -v std -param_CERNVM_CMS_PROXY http.colon,//squid.dot,example"
+    b".dot,org.colon,3128 -param_CERNVM_CMS_PAC_URLS http.colon,//wpad.dot,example.dot,org\n"
+) + b"#### -cluster 1 -subcluster 0####"
 
 #: provider -> (machine, fake service or None); "ROUTER" marks CloudStack's
 CASES: dict[str, tuple[Machine, str | None]] = {
@@ -52,6 +56,13 @@ CASES: dict[str, tuple[Machine, str | None]] = {
     # the seed URL on the kernel command line: SEED_URL replaced at run time
     "NoCloud-URL": (Machine(cmdline="quiet ds=nocloud-net;s=SEED_URL/seed/"), "NoCloud"),
     "Vac": (Machine(dmi={"sys_vendor": "QEMU", "product_name": "Standard PC"}), "EC2"),
+    # µCernVM's cases: Azure's UDF disk, glideinWMS user-data, extra context
+    "Azure-UDF": (Machine(media={"rd_rdfe_stable.1": {
+        "E6DA6616-8EC4-48E0-BE93-58CE6ACE3CFB.tag": b"", "CustomData.bin": USER_DATA}}), None),
+    "glideinWMS": (Machine(media={"OVF": {"user-data.txt": GLIDEIN}}), None),
+    "extra-ctx": (Machine(media={"OVF": {"user-data.txt": USER_DATA},
+                                 "BOOT": {"cernvm/extra-user-data": USER_DATA,
+                                          "cernvm/pickup.tar.gz": b"\x1f\x8b" + KEY}}), None),
 }
 
 NOCLOUD_FILES = {"/seed/user-data": USER_DATA, "/seed/meta-data": b"instance-id: i-2\n"}

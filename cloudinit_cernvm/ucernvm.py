@@ -25,10 +25,19 @@ The rules, as µCernVM's ``parse_user_data`` applies them:
   case; other values are kept as they are (``cernvm_inject`` is base64
   and may itself contain ``=``).
 
+µCernVM prints ``_UCONTEXT_KEY=value`` unquoted and sources it, so a value
+wholly inside one pair of quotes (``cvmfs_http_proxy="a;b"``) reached its
+scripts without them, and any other value with a blank or a ``$(...)`` ran a
+command. The microboot stage writes each value as one sh word instead
+(:func:`shell_word`): sourcing gives the value and runs nothing. Values here
+are what the scripts see: the pair of quotes taken off (:func:`sourced_value`).
+
 Standard library only: this module is on the boot path.
 """
 
 from __future__ import annotations
+
+import re
 
 BEGIN = "[ucernvm-begin]"
 END = "[ucernvm-end]"
@@ -57,6 +66,12 @@ KNOWN_KEYS: frozenset[str] = frozenset(
 )
 
 _KNOWN_UPPER = {key.upper(): key for key in KNOWN_KEYS}
+#: a value written bare: nothing in it that sh would expand, split or run
+_PLAIN = re.compile(r"[A-Za-z0-9_./:,+=@%-]*")
+#: a word of a ucontext line read back: bare characters, '...' and "..."
+#: without expansions, \x escapes; a value of any other form is kept as written
+_WORD = re.compile(r"""(?:[A-Za-z0-9_./:,+=@%-]+|'[^']*'|"[^"$`\\]*"|\\.)*""")
+_PIECE = re.compile(r"""[A-Za-z0-9_./:,+=@%-]+|'([^']*)'|"([^"]*)"|\\(.)""")
 _TRUE = frozenset({"YES", "ON", "TRUE"})
 _FALSE = frozenset({"NO", "OFF", "FALSE"})
 
@@ -69,6 +84,46 @@ def convert_value(value: str) -> str:
     if upper in _FALSE:
         return "0"
     return value
+
+
+def sourced_value(value: str) -> str:
+    """The value µCernVM's scripts see: one pair of quotes around it taken off.
+
+    Sourcing the unquoted line that µCernVM writes takes them off; a value
+    with more quotes is kept as written.
+    """
+    if len(value) >= 2 and value[0] in "\"'" and value[-1] == value[0] \
+            and value[0] not in value[1:-1]:
+        return value[1:-1]
+    return value
+
+
+def shell_word(value: str) -> str:
+    """``value`` as one sh word that yields it when sourced and runs nothing.
+
+    Bare when nothing in it is special to sh (what µCernVM wrote), else in
+    single quotes. The microboot stage's writer (``shq`` in lib/formats.sh)
+    follows the same rule.
+    """
+    if _PLAIN.fullmatch(value):
+        return value
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def _read_word(word: str) -> str:
+    """A value of a ucontext line as sourcing gives it, when it is a plain word.
+
+    Takes the stage's quoting and an older µCernVM's unquoted value alike;
+    anything that sh would expand or split is kept as written.
+    """
+    if not _WORD.fullmatch(word):
+        return word
+    out = []
+    for piece in _PIECE.finditer(word):
+        single, double, escaped = piece.groups()
+        out.append(single if single is not None else double if double is not None
+                   else escaped if escaped is not None else piece.group(0))
+    return "".join(out)
 
 
 def block_lines(text: str) -> list[tuple[int, str, str]]:
@@ -98,27 +153,30 @@ def parse_block(text: str) -> dict[str, str]:
     """Return the settings µCernVM takes from ``text``.
 
     Keys are ``_UCONTEXT_<KEY>``; a key given twice keeps its last value,
-    as sourcing µCernVM's ``ucontext`` file would.
+    as sourcing µCernVM's ``ucontext`` file would; values as its scripts see
+    them (:func:`sourced_value`).
     """
-    return {PREFIX + key.upper(): convert_value(value) for _, key, value in block_lines(text)}
+    return {PREFIX + key.upper(): sourced_value(convert_value(value))
+            for _, key, value in block_lines(text)}
 
 
 def format_ucontext(settings: dict[str, str]) -> str:
-    """Return settings as ``_UCONTEXT_KEY=value`` lines, as µCernVM writes them."""
-    return "".join(f"{key}={value}\n" for key, value in settings.items())
+    """Return settings as ``_UCONTEXT_KEY=value`` lines, each value one sh word."""
+    return "".join(f"{key}={shell_word(value)}\n" for key, value in settings.items())
 
 
 def parse_ucontext(text: str) -> dict[str, str]:
     """Read a ``ucontext`` file: ``_UCONTEXT_KEY=value`` lines.
 
     Other lines (blank, comments, anything without the prefix) are skipped:
-    the file is data and is never sourced here. Values are kept verbatim.
+    the file is data and is never sourced here. Values are read as sourcing
+    gives them where that runs nothing (quotes taken off), else verbatim.
     """
     settings: dict[str, str] = {}
     for line in text.splitlines():
         if line.startswith(PREFIX) and "=" in line:
             key, value = line.split("=", 1)
-            settings[key] = value
+            settings[key] = _read_word(value)
     return settings
 
 

@@ -362,11 +362,12 @@ def ucontext_of(fetch, user_data: bytes) -> bytes | None:
 
 
 def test_ucontext_first_block_only_exact_markers(fetch) -> None:
-    ud = (b" [ucernvm-begin]\nignored=1\n[ucernvm-end]\n"
+    # (an exact end marker before the block would end all reading)
+    ud = (b" [ucernvm-begin]\nignored=1\n[ucernvm-end] \n"
           b"[ucernvm-begin]\r\nCvmfs_Tag=v1=2\r\nuse_boothd=No\r\nnoequals\r\nx=yes please\r\n"
           b"[ucernvm-end]\r\n[ucernvm-begin]\nsecond=1\n[ucernvm-end]\n")
     assert ucontext_of(fetch, ud) == (b"_UCONTEXT_CVMFS_TAG=v1=2\n_UCONTEXT_USE_BOOTHD=0\n"
-                                      b"_UCONTEXT_X=yes please\n")
+                                      b"_UCONTEXT_X='yes please'\n")
 
 
 def test_ucontext_none_without_block(fetch) -> None:

@@ -68,3 +68,37 @@ def test_known_keys_ignore_case_and_suggestions_find_the_intended_key():
     assert ucernvm.suggest("cvmfs_proxy") == "cvmfs_http_proxy"
     assert ucernvm.suggest("resize_rootf") == "resize_rootfs"
     assert ucernvm.suggest("completely_different") is None
+
+
+def test_values_are_read_as_sourcing_gives_them():
+    """The stage's quoted values and an older µCernVM's bare ones alike."""
+    text = ("_UCONTEXT_A='x y; z'\n_UCONTEXT_B='it'\\''s'\n"
+            '_UCONTEXT_C="http://a:3128;DIRECT"\n_UCONTEXT_D=plain\n'
+            "_UCONTEXT_E=a b\n_UCONTEXT_F=\"$HOME\"\n")
+    assert ucernvm.parse_ucontext(text) == {
+        "_UCONTEXT_A": "x y; z", "_UCONTEXT_B": "it's", "_UCONTEXT_C": "http://a:3128;DIRECT",
+        "_UCONTEXT_D": "plain", "_UCONTEXT_E": "a b", "_UCONTEXT_F": '"$HOME"',
+    }
+
+
+def test_a_value_in_one_pair_of_quotes_is_read_without_them():
+    text = ('[ucernvm-begin]\ncvmfs_http_proxy="http://a:3128;DIRECT"\nx=\'q\'\n'
+            'y="a"b"\n[ucernvm-end]\n')
+    assert ucernvm.parse_block(text) == {"_UCONTEXT_CVMFS_HTTP_PROXY": "http://a:3128;DIRECT",
+                                         "_UCONTEXT_X": "q", "_UCONTEXT_Y": '"a"b"'}
+
+
+def test_format_ucontext_writes_words_sh_reads_back_and_runs_nothing(tmp_path):
+    import shutil
+    import subprocess
+
+    values = ["$(touch ran)", "`touch ran`", "x; touch ran", "it's", "", "~root", "a\\b"]
+    settings = {f"_UCONTEXT_V{i}": v for i, v in enumerate(values)}
+    text = ucernvm.format_ucontext(settings)
+    assert ucernvm.parse_ucontext(text) == settings
+    sh = shutil.which("busybox") or "sh"
+    script = text + "".join(f'printf "%s\\0" "$_UCONTEXT_V{i}"\n' for i in range(len(values)))
+    out = subprocess.run([sh, "sh", "-c", script] if sh.endswith("busybox") else [sh, "-c", script],
+                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert out.split("\0")[:-1] == values
+    assert not (tmp_path / "ran").exists()

@@ -275,17 +275,23 @@ meta_json() {
 # last. The new files are staged in SEED/.new.PID (same file system, so each
 # rename is atomic); the old seed's files wait in SEED/.old.PID until the new
 # source stands, so that a failure puts the old seed back. Neither directory
-# is left behind. Files of the seed that are not ours (extra-user-data,
-# azure.iso...) are left alone.
+# is left behind. The extra files (SEED_EXTRAS: the extra context, Azure's
+# disk image) replace the old ones when this run has them; an old one this
+# run has not is left alone, as are files of the seed that are not ours.
+SEED_EXTRAS="extra-user-data extra-ucontext pickup.tar.gz azure.iso"
 
-# seed_write SEED: WORK's user-data, meta-data, ucontext (when not empty) and
-# source become the seed; an old meta-data or ucontext this run has not goes.
+# seed_write SEED: WORK's user-data, meta-data, ucontext (when not empty),
+# the SEED_EXTRAS it has and source become the seed; an old meta-data or
+# ucontext this run has not goes.
 # Files 0600, SEED 0700. Returns 1 (one log line) with the old seed as it
 # was.
 seed_write() {
     _seed=$1 _new="$1/.new.$$" _old="$1/.old.$$" _have=user-data
     for _f in meta-data ucontext; do [ -s "$WORK/$_f" ] && _have="$_have $_f"; done
-    for _f in source user-data meta-data ucontext; do
+    _extras=
+    for _f in $SEED_EXTRAS; do [ -f "$WORK/$_f" ] && _extras="$_extras $_f"; done
+    _have="$_have$_extras"
+    for _f in source user-data meta-data ucontext $_extras; do
         if [ -d "$_seed/$_f" ] && [ ! -L "$_seed/$_f" ]; then
             log "cannot write the seed: $_seed/$_f is a directory; nothing written"
             return 1
@@ -312,7 +318,7 @@ seed_write() {
     _oldsrc=
     [ -e "$_seed/source" ] && _oldsrc=1
     set --
-    for _f in source user-data meta-data ucontext; do
+    for _f in source user-data meta-data ucontext $_extras; do
         [ -e "$_seed/$_f" ] || [ -L "$_seed/$_f" ] && set -- "$@" "$_seed/$_f"
     done
     if [ $# -eq 0 ] || mv -f "$@" "$_old/" 2>"$WORK/seed.err"; then
@@ -348,7 +354,7 @@ seed_rollback() {
     for _f in $_have; do [ -e "$_new/$_f" ] || set -- "$@" "$_seed/$_f"; done
     rm -f "$@"
     set --
-    for _f in user-data meta-data ucontext; do [ -e "$_old/$_f" ] && set -- "$@" "$_old/$_f"; done
+    for _f in user-data meta-data ucontext $_extras; do [ -e "$_old/$_f" ] && set -- "$@" "$_old/$_f"; done
     if { [ $# -eq 0 ] || mv -f "$@" "$_seed/"; } &&
         { [ ! -e "$_old/source" ] || mv -f "$_old/source" "$_seed/source"; }; then
         log "cannot move the seed into $_seed: $_err; the old one kept, nothing written"

@@ -273,10 +273,29 @@ END { if (bad || (lastin && role == "v")) exit bad ? bad : 1 }'
 # as _UCONTEXT_KEY=value lines, 256 at most; ub_done once the block has
 # ended. (Printed at once: a string grown a line at a time costs its whole
 # length per line in busybox awk.)
+# shq V: V as one sh word that yields V and runs nothing, for the file is
+# sourced (by µCernVM, and the OS side sources lines of it). A value wholly
+# inside one pair of quotes (cvmfs_http_proxy="a;b") loses them, as sourcing
+# µCernVM's unquoted line took them off; plain words stay as µCernVM wrote
+# them; the rest goes in single quotes (a quote in it closed, escaped,
+# reopened).
 UBLOCK_AWK='
+function shq(v,   c, inner) {
+    c = substr(v, 1, 1)
+    if (length(v) >= 2 && (c == "\"" || c == "\047") && substr(v, length(v)) == c) {
+        inner = substr(v, 2, length(v) - 2)
+        if (!index(inner, c)) v = inner
+    }
+    if (v ~ /^[A-Za-z0-9_.\/:,+=@%-]*$/) return v
+    gsub(/\047/, "\047\\\047\047", v)
+    return "\047" v "\047"
+}
 function ublock(line,   i, k, v, lv) {
     if (ub_done) return
-    if (!ub_in) { if (line == "[ucernvm-begin]") ub_in = 1; return }
+    if (!ub_in) {    # an end marker before any block ends the reading too
+        if (line == "[ucernvm-begin]") ub_in = 1; else if (line == "[ucernvm-end]") ub_done = 1
+        return
+    }
     if (line == "[ucernvm-end]") { ub_done = 1; return }
     i = index(line, "="); if (i < 2) return
     k = toupper(substr(line, 1, i - 1)); v = substr(line, i + 1)
@@ -284,7 +303,8 @@ function ublock(line,   i, k, v, lv) {
     lv = tolower(v)
     if (lv == "yes" || lv == "on" || lv == "true") v = 1
     else if (lv == "no" || lv == "off" || lv == "false") v = 0
-    printf "_UCONTEXT_%s=%s\n", k, v
+    printf "_UCONTEXT_%s=%s\n", k, shq(v)
+    ub_last = NR
     if (++ub_n == 256) {    # µCernVM knows some 20 keys
         printf "fetch-context: the µCernVM block has more than 256 settings: the rest ignored\n" > "/dev/stderr"
         ub_done = 1
@@ -295,7 +315,8 @@ MIME_PARTS=32    # parts of MIME user-data looked into; the rest is not read
 
 # ucontext IN OUT: the first µCernVM block of IN as _UCONTEXT_KEY=value
 # lines (µCernVM's rules: exact marker lines, split at the first "=", key
-# upper-cased, yes/on/true -> 1 and no/off/false -> 0 in any case). MIME
+# upper-cased, yes/on/true -> 1 and no/off/false -> 0 in any case; values
+# quoted for sh by shq). MIME
 # parts are looked into, base64 ones decoded. OUT is empty when no block.
 # One awk in the common cases: plain user-data, or MIME where no base64
 # part comes before the block; else the parts are decoded and read again.
@@ -305,10 +326,14 @@ ucontext() {
     case $? in
         3) _flat=$WORK/flat; flat_parts "$_flat" ;;
         4) _flat=$1 ;;    # a MIME header, but no part: the text is read as it is
+        5)  # the text ended inside the block, on a setting: µCernVM reads a
+            # line when its line end comes, so one without it does not count
+            [ -z "$(tail -c 1 "$1")" ] || sed -i '$d' "$2"
+            return 0 ;;
         *) return 0 ;;
     esac
     awk "$UBLOCK_AWK"'
-        !ub_in { if ($0 == "[ucernvm-begin]" || $0 == "[ucernvm-begin]\r") ub_in = 1; next }
+        !ub_in && !/^\[ucernvm-(begin|end)\]\r?$/ { next }
         { sub(/\r$/, ""); ublock($0); if (ub_done) exit }' "$_flat" >"$2"
 }
 
@@ -332,7 +357,8 @@ flat_parts() {
 # Each part body goes to WORK/part.N and "WORK/part.N ENCODING" to
 # WORK/parts; the lines of parts not in base64 go to ublock. A base64 part
 # before the block has ended: exit 3, for ucontext to decode and read again;
-# no part with that boundary: exit 4, to read the whole text as it is.
+# no part with that boundary: exit 4, to read the whole text as it is; plain
+# text that ended inside the block on a printed setting: exit 5.
 # shellcheck disable=SC2016 # awk's own $0
 UCONTEXT_AWK='
 function header_was_text(   i) {
@@ -340,7 +366,7 @@ function header_was_text(   i) {
     for (i = 1; i <= nh; i++) { ublock(hl[i]); if (ub_done) exit }
 }
 mode == "plain" {
-    if (!ub_in) { if ($0 == "[ucernvm-begin]" || $0 == "[ucernvm-begin]\r") ub_in = 1; next }
+    if (!ub_in && $0 !~ /^\[ucernvm-(begin|end)\]\r?$/) next
     sub(/\r$/, ""); ublock($0); if (ub_done) exit; next
 }
 { sub(/\r$/, "") }
@@ -379,4 +405,8 @@ inhdr {
     next
 }
 { print > out; if (enc != "base64" && !again) ublock($0) }
-END { if (again) exit 3; if (mode != "plain" && n == 0) exit 4 }'
+END {
+    if (again) exit 3
+    if (mode != "plain" && n == 0) exit 4
+    if (mode == "plain" && ub_in && !ub_done && ub_last == NR) exit 5
+}'

@@ -63,8 +63,10 @@ disk_label() {
 }
 
 # media_find LABELGLOB PATH: the first disk whose label matches LABELGLOB
-# and that holds PATH. Sets MEDIA (its directory) and MEDIA_LABEL. PATH "-"
-# asks for the label only: the disk is not mounted and MEDIA is not set.
+# and that holds PATH. Sets MEDIA (its directory), MEDIA_LABEL and MEDIA_DEV
+# (its device; with CERNVM_MEDIA_DIR, the file LABEL.img beside the
+# directory stands for it). PATH "-" asks for the label only: the disk is
+# not mounted and MEDIA is not set.
 media_find() {
     media_list
     while IFS=$TAB read -r _lab _dev _typ; do
@@ -75,7 +77,9 @@ media_find() {
             [ -e "$MEDIA/$2" ] || continue
         fi
         # shellcheck disable=SC2034 # read by the providers
-        MEDIA_LABEL=$_lab
+        MEDIA_LABEL=$_lab MEDIA_DEV=$_dev
+        # shellcheck disable=SC2034 # read by the providers
+        [ "$_typ" = dir ] && MEDIA_DEV=$_dev.img
         return 0
     done <"$WORK/media"
     return 1
@@ -104,6 +108,41 @@ media_file() {
     [ -f "$MEDIA_FILE" ] && return 0
     log "$1 on the disk is no regular file; not read"
     return 2
+}
+
+EXTRA_CAP=1048576      # extra user-data of all disks together
+PICKUP_CAP=16777216    # a pickup tarball
+
+# media_extra: the extra context of µCernVM's 07extracontext, from the disks
+# of the stage's one list (media_list: the disks its rules and provider
+# read; no scan of its own): every disk's cernvm/extra-user-data appended
+# into WORK/extra-user-data, the last disk's cernvm/pickup.tar.gz into
+# WORK/pickup.tar.gz. Each file a regular one on its disk (media_file).
+media_extra() {
+    media_list
+    while IFS=$TAB read -r _lab _dev _typ; do
+        media_mount "$_dev" "$_typ" || continue
+        if media_file cernvm/extra-user-data; then
+            head -c $((EXTRA_CAP + 1)) "$MEDIA_FILE" >>"$WORK/extra-user-data"
+            log "extra user-data on the disk labelled \"$_lab\""
+        fi
+        if media_file cernvm/pickup.tar.gz; then
+            head -c $((PICKUP_CAP + 1)) "$MEDIA_FILE" >"$WORK/pickup.tar.gz"
+            log "pickup.tar.gz on the disk labelled \"$_lab\""
+        fi
+    done <"$WORK/media"
+    media_extra_capped
+}
+
+# media_extra_capped: extra files over their caps dropped, one line each.
+media_extra_capped() {
+    for _f in extra-user-data:$EXTRA_CAP pickup.tar.gz:$PICKUP_CAP; do
+        [ -e "$WORK/${_f%:*}" ] || continue
+        file_size "$WORK/${_f%:*}"
+        [ "$SIZE" -le "${_f#*:}" ] && continue
+        log "${_f%:*}: more than ${_f#*:} bytes: not taken"
+        rm -f "$WORK/${_f%:*}"
+    done
 }
 
 # media_mount DEV TYPE: MEDIA is DEV's directory, mounted read-only once.
