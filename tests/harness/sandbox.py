@@ -167,6 +167,10 @@ class Machine:
             raise FileNotFoundError(f"cloud-init {release} is not unpacked; run tools/bootstrap")
         self.dmi = dmi
         self.cmdline = cmdline
+        #: addresses put on the namespace's loopback and commands started in
+        #: the namespace before the stages (``add_service``)
+        self.addresses: list[str] = []
+        self.services: list[list[str]] = []
         for name in ("etc-cloud", "var-lib-cloud", "var-log", "run", "mnt-rw", "out", "ns"):
             (self.dir / name).mkdir(parents=True, exist_ok=True)
         self._write_config(extra_config or {}, cernvm_config or REPO / "cfg" / "90_cernvm.cfg")
@@ -231,6 +235,25 @@ class Machine:
             path.write_bytes(data)
             path.chmod(0o600)
         return seed
+
+    def add_service(self, argv: list[str], address: str | None = None) -> None:
+        """Run ARGV (from the checkout, on the host's interpreter) inside the
+        sandbox's private network namespace at every boot, before the stages.
+
+        ``address`` goes on the namespace's loopback first, so that a fake can
+        listen at a cloud's real address (``169.254.169.254``) without any real
+        network seeing it. The command must print a line with ``serving`` once
+        it listens (``tests.fakes.metadata`` does); it is stopped after the
+        stages, and its output is kept in ``out/service-N.log``.
+        """
+        if address is not None and address not in self.addresses:
+            self.addresses.append(address)
+        self.services.append(list(argv))
+
+    def service_log(self, number: int = 0) -> str:
+        """What service NUMBER printed during the last boot."""
+        path = self.dir / "out" / f"service-{number}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     # --- running ------------------------------------------------------------
     def boot(
@@ -327,6 +350,25 @@ class Machine:
             "# written by the test sandbox\n" + yaml.safe_dump(config)
         )
 
+    def _service_lines(self) -> list[str]:
+        """Shell lines that start the services in the namespace, and stop them
+        on exit; each is waited for (at most 10 s) until it says it serves."""
+        lines = [f"ip addr add {shlex.quote(a)}/32 dev lo" for a in self.addresses]
+        if not self.services:
+            return lines
+        lines += ["pids=", 'trap \'[ -n "$pids" ] && kill $pids 2>/dev/null; true\' EXIT']
+        for n, argv in enumerate(self.services):
+            log = shlex.quote(str(self.dir / "out" / f"service-{n}.log"))
+            cmd = " ".join(shlex.quote(a) for a in argv)
+            lines += [
+                f"(cd {shlex.quote(str(REPO))} && exec {shlex.quote(str(VENV_PYTHON))} {cmd})"
+                f" >{log} 2>&1 & pids=\"$pids $!\"",
+                f"i=0; until grep -q serving {log}; do i=$((i+1));"
+                f' [ $i -gt 100 ] && {{ echo "service {n} did not start" >&2; cat {log} >&2;'
+                " exit 1; }; sleep 0.1; done",
+            ]
+        return lines
+
     def _script(self, commands: tuple[tuple[str, ...], ...]) -> str:
         """The bash script that builds the sandbox and runs the commands."""
         ns = self.dir / "ns"
@@ -384,6 +426,7 @@ class Machine:
                 'rm -f "$root/.dockerenv"',
             ]
         lines += ["hostname cernvm-sandbox", "ip link set lo up"]
+        lines += self._service_lines()
         python = python_for(self.release)
         job = {"env": env, "argv0": [str(python), cloud_init], "commands": commands}
         (self.dir / "out" / "job.json").write_text(json.dumps(job))

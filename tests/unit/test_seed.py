@@ -86,7 +86,23 @@ def test_public_keys_as_text_become_a_list(tmp_path):
     assert s.meta_data["public-keys"] == ["ssh-rsa AAA a", "ssh-ed25519 BBB b"]
 
 
-@pytest.mark.parametrize("kind", ["missing", "directory", "too-large"])
+def test_source_without_user_data_is_the_marker_of_a_failed_stage(tmp_path):
+    d = write(tmp_path / "s", source="ec2\n")
+    with pytest.raises(seed.StageFailed, match="recognised EC2 but fetched no user-data") as e:
+        seed.read_seed(str(d))
+    assert e.value.provider == "EC2"
+    assert isinstance(e.value, seed.NoSeed)  # there is no context to use
+
+
+def test_the_marker_with_an_unknown_provider_keeps_its_name_bounded(tmp_path):
+    d = write(tmp_path / "s", source="Hetzner " + "x" * 200 + "\n")
+    with pytest.raises(seed.StageFailed) as e:
+        seed.read_seed(str(d))
+    assert e.value.provider.startswith("Hetzner")
+    assert "x" * 41 not in str(e.value)  # the name shown is cut at 40 characters
+
+
+@pytest.mark.parametrize("kind", ["directory", "too-large"])
 def test_unusable_user_data_refuses_the_seed(tmp_path, kind, monkeypatch):
     d = write(tmp_path / "s", source="EC2")
     if kind == "directory":
