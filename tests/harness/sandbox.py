@@ -61,6 +61,34 @@ SANDBOX_CONFIG: dict = {
 DEFAULT_CMDLINE = "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro console=ttyS0"
 
 
+#: ``/proc/partitions`` of a sandboxed machine: no disk. The host's disks,
+#: and the loop devices other tests set up for a moment (busybox ``mount`` of
+#: an image file attaches one, even when the mount then fails), must not
+#: change what ``blkid`` finds inside: the datasource's detection and
+#: cloud-init's own disk datasources would differ between runs
+NO_PARTITIONS = "major minor  #blocks  name\n\n"
+
+#: the character devices a sandboxed machine has (bound from the host); no
+#: block device at all, for the same reason
+SANDBOX_DEVICES = ("null", "zero", "full", "random", "urandom", "tty", "console", "ptmx")
+
+
+def _private_dev_lines() -> list[str]:
+    """Shell lines that give the sandbox its own ``/dev``: the character devices
+    above, ``pts``, ``shm`` and the ``fd`` links, and nothing the host attaches."""
+    return [
+        'mount -t tmpfs -o mode=0755,nosuid dev "$root/dev"',
+        f"for n in {' '.join(SANDBOX_DEVICES)}; do [ -e \"/dev/$n\" ] || continue;"
+        ' : > "$root/dev/$n"; mount --bind "/dev/$n" "$root/dev/$n"; done',
+        'mkdir "$root/dev/pts" "$root/dev/shm"',
+        'mount --bind /dev/pts "$root/dev/pts"',
+        'mount -t tmpfs -o mode=1777 shm "$root/dev/shm"',
+        'ln -s /proc/self/fd "$root/dev/fd"',
+        'for n in 0:stdin 1:stdout 2:stderr; do ln -s "/proc/self/fd/${n%%:*}" "$root/dev/${n#*:}";'
+        " done",
+    ]
+
+
 def version_key(release: str) -> tuple[int, ...]:
     """Order releases numerically (20.4.1 < 22.4.2 < 25.1.4 < 26.2)."""
     return tuple(int(p) for p in release.split(".") if p.isdigit())
@@ -388,7 +416,8 @@ class Machine:
             'mount -t tmpfs -o mode=0755 sandbox "$ns"',
             'mkdir -p "$ns/upper" "$ns/work" "$root"',
             'mount -t overlay overlay -o "lowerdir=/,upperdir=$ns/upper,workdir=$ns/work" "$root"',
-            'for d in proc sys dev; do mount --rbind "/$d" "$root/$d"; done',
+            'for d in proc sys; do mount --rbind "/$d" "$root/$d"; done',
+            *_private_dev_lines(),
             'mount -t tmpfs -o mode=1777 tmp "$root/tmp"',
         ]
         # What the commands run from (the checkout, its virtualenvs, the
@@ -408,6 +437,9 @@ class Machine:
         cmdline = self.dir / "cmdline"
         cmdline.write_text(self.cmdline.strip() + "\n")
         lines.append(f'mount --bind {shlex.quote(str(cmdline))} "$root/proc/cmdline"')
+        partitions = self.dir / "partitions"
+        partitions.write_text(NO_PARTITIONS)
+        lines.append(f'mount --bind {shlex.quote(str(partitions))} "$root/proc/partitions"')
         if self.dmi is not None:
             dmi = self.dir / "dmi"
             shutil.rmtree(dmi, ignore_errors=True)
