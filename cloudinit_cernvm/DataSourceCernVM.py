@@ -158,8 +158,14 @@ class DataSourceCernVM(sources.DataSource):
             return False
         LOG.info("CernVM: %s; %s: falling back to cloud-init's %s datasource",
                  reason, seen, delegate.dsname)
+        kind = why.kind if failed else ""
+        sys_cfg = fallback.delegate_config(self.sys_cfg, delegate.dsname, kind)
+        if sys_cfg is not self.sys_cfg:
+            LOG.info("CernVM: the microboot stage found the service silent: cloud-init's %s "
+                     "datasource waits at most %s s", delegate.dsname,
+                     sys_cfg["datasource"][delegate.dsname].get("max_wait"))
         try:
-            ds = _load(delegate)(self.sys_cfg, self.distro, self.paths)
+            ds = _load(delegate)(sys_cfg, self.distro, self.paths)
             found_data = ds._get_data()  # not get_data(): that would persist the delegate
         except Exception as err:  # the delegate's fault must not break the boot
             LOG.warning("CernVM: %s; %s: cloud-init's %s datasource failed: %s: %s",

@@ -92,3 +92,29 @@ def network_config_disabled(sys_cfg: dict) -> bool:
     """
     network = sys_cfg.get("network") if isinstance(sys_cfg, dict) else None
     return isinstance(network, dict) and network.get("config") == "disabled"
+
+
+#: the wait a delegate is given when the microboot stage found the service
+#: silent (it accepted connections and never answered, through the stage's
+#: whole retry budget): cloud-init's own defaults (Ec2: 120 s of waiting, 50 s
+#: a request) would add two minutes for nothing; a service that answers slowly
+#: or with errors gets the delegate's own patience, since it may yet recover
+SILENT_WAIT = {"max_wait": 5, "timeout": 2, "retries": 0}
+
+
+def delegate_config(sys_cfg: dict, dsname: str, stage_failure: str) -> dict:
+    """The system config the delegate DSNAME is made with.
+
+    After a stage that found the service ``silent``, the delegate's
+    ``datasource: DSNAME:`` settings for waiting (``max_wait``, ``timeout``,
+    ``retries``: what cloud-init's metadata-service datasources read through
+    ``get_url_params``) default to :data:`SILENT_WAIT`; what the system config
+    sets itself is kept. Otherwise SYS_CFG as it is.
+    """
+    if stage_failure != "silent" or not isinstance(sys_cfg, dict):
+        return sys_cfg
+    datasources = sys_cfg.get("datasource")
+    datasources = dict(datasources) if isinstance(datasources, dict) else {}
+    own = datasources.get(dsname)
+    datasources[dsname] = {**SILENT_WAIT, **(own if isinstance(own, dict) else {})}
+    return {**sys_cfg, "datasource": datasources}

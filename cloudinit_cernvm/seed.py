@@ -57,12 +57,21 @@ class StageFailed(NoSeed):
     """``source`` without ``user-data``: the stage recognised a provider and failed.
 
     A kind of :class:`NoSeed` (there is no context to use), which says more:
-    the provider the stage named (canonical spelling, or as written).
+    the provider the stage named (canonical spelling, or as written), and
+    what the stage's ``failure`` line says: ``kind`` (``silent``,
+    ``unavailable``, ``unreachable``, ``slow``, ``cut``, ``refused``,
+    ``deadline``, ``none``; "" when there is no such line) and ``why``.
     """
 
-    def __init__(self, message: str, provider: str) -> None:
+    def __init__(self, message: str, provider: str, kind: str = "", why: str = "") -> None:
         super().__init__(message)
         self.provider = provider
+        self.kind = kind
+        self.why = why
+
+
+#: the longest ``failure`` line shown (the stage writes one short line)
+MAX_FAILURE_SHOWN = 200
 
 
 class SeedError(Exception):
@@ -150,9 +159,11 @@ def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
 
     user_data_file = os.path.join(path, "user-data")
     if not os.path.lexists(user_data_file):
+        kind, why = _failure(path)
+        said = f": {kind}: {why}" if why else ""
         raise StageFailed(f"the microboot stage recognised {_shown(provider)} but fetched no "
-                          f"user-data ({source_file} without user-data)",
-                          provider)
+                          f"user-data ({source_file} without user-data{said})",
+                          provider, kind, why)
     try:
         user_data = _read(user_data_file, MAX_USER_DATA)
     except OSError as err:
@@ -195,6 +206,20 @@ def _read(path: str, limit: int) -> bytes:
     (and ``cernvm-context show``) on ``open()``.
     """
     return safefile.read_regular(path, limit)
+
+
+def _failure(path: str) -> tuple[str, str]:
+    """The marker's ``failure`` line as (kind, why); ("", "") when there is none
+    or it cannot be read (an older stage writes none)."""
+    try:
+        raw = _read(os.path.join(path, "failure"), MAX_SMALL_FILE)
+    except OSError:
+        return "", ""
+    line = " ".join(raw.decode("utf-8", "replace").split("\n", 1)[0].split())
+    kind, sep, why = line.partition(": ")
+    if not sep or not kind.isalpha():
+        kind, why = "", line
+    return kind[:20], why[:MAX_FAILURE_SHOWN]
 
 
 def _shown(name: str) -> str:

@@ -61,3 +61,19 @@ def test_subplatform_names_the_delegate_and_where_it_read(given, shown):
 )
 def test_network_config_disabled(cfg, disabled):
     assert fallback.network_config_disabled(cfg) is disabled
+
+
+def test_a_silent_service_bounds_the_delegates_wait():
+    cfg = {"datasource": {"Ec2": {"timeout": 7}, "CernVM": {"seed_dir": "/x"}}, "other": 1}
+    bounded = fallback.delegate_config(cfg, "Ec2", "silent")
+    assert bounded["datasource"]["Ec2"] == {"max_wait": 5, "timeout": 7, "retries": 0}
+    assert bounded["datasource"]["CernVM"] == {"seed_dir": "/x"} and bounded["other"] == 1
+    assert cfg["datasource"]["Ec2"] == {"timeout": 7}  # the system config is not changed
+    assert fallback.delegate_config({}, "OpenStack", "silent")["datasource"] == {
+        "OpenStack": fallback.SILENT_WAIT}
+
+
+@pytest.mark.parametrize("kind", ["", "unavailable", "unreachable", "slow", "cut", "deadline"])
+def test_other_failures_keep_the_delegates_own_patience(kind):
+    cfg = {"datasource": {}}
+    assert fallback.delegate_config(cfg, "Ec2", kind) is cfg
