@@ -41,6 +41,7 @@ bench:
 	$(PY) bench/microboot.py
 	$(PY) bench/bench.py
 	$(PY) bench/boot.py
+	$(PY) bench/faults.py
 
 # The RPM and source RPM into dist/ (RPM_RELEASE=N sets the Release number).
 rpm: setup
