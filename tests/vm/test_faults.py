@@ -11,7 +11,7 @@ from . import conftest, image, providers
 from .providers import CLOUDS, USER_DATA
 
 
-@pytest.mark.parametrize(("name", "fault"), [("EC2", "503:5"), ("OpenStack", "refuse:4")])
+@pytest.mark.parametrize(("name", "fault"), [("EC2", "503:5"), ("OpenStack", "drop:3")])
 def test_a_loaded_service_is_waited_out(vm_image: image.VMImage, tmp_path, name: str,
                                         fault: str) -> None:
     res, requests = providers.boot(CLOUDS[name], tmp_path, fault=Fault.parse(fault),
