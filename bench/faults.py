@@ -104,7 +104,12 @@ def boot(work: Path, cloud: str, fault: str | None, *, stock: bool,
         if failure:
             (machine.seed_dir / "failure").write_text(failure + "\n")
             (machine.seed_dir / "failure").chmod(0o600)
-    result = machine.boot(sandbox.BOOT_STAGES)
+    try:
+        result = machine.boot(sandbox.BOOT_STAGES)
+    except RuntimeError:  # a stage outlived the sandbox's 300 s
+        return {"seconds": None, "requests": None, "contextualized": False, "warnings": None,
+                "log": "a stage did not end within the sandbox's 300 s", "platform": None,
+                "subplatform": None}
     seconds = sum(s.seconds for s in result.stages[:2])
     served = [ln for ln in machine.service_log().splitlines() if ln[:3] in ("GET", "PUT")]
     warnings = [ln.split(" - ", 1)[-1] for ln in machine.log.splitlines() if "[WARNING]" in ln]
@@ -133,8 +138,9 @@ def project(cloud: str, fault: str, top: Path) -> dict:
     later = None if fault == "none" else remaining(fault, first["seconds"])
     after = boot(top / "boot", cloud, later, stock=False, seed="source-only",
                  failure=first["marker"])
-    result.update(boot=after, seconds=round(first["seconds"] + after["seconds"], 2),
-                  requests=first["requests"] + after["requests"],
+    total = None if after["seconds"] is None else round(first["seconds"] + after["seconds"], 2)
+    result.update(boot=after, seconds=total,
+                  requests=first["requests"] + (after["requests"] or 0),
                   contextualized=after["contextualized"], log=after["log"] or first["log"])
     return result
 
@@ -193,7 +199,7 @@ def main(argv: list[str]) -> int:
     wanted = argv or [*SERVICE_FAULTS, *SEED_FAULTS]
     jobs = [("EC2", f) for f in wanted]
     jobs += [("OpenStack", f) for f in ("none", "503:20", "silent") if f in wanted]
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(lambda job: case(*job), jobs))
     OUT.write_text(json.dumps({"release": RELEASE, "results": results}, indent=2) + "\n")
     print(table(results))
