@@ -7,6 +7,15 @@ cloud-init. It never goes to the network, so it is found in the local stage;
 the user-data is consumed in the network stage by default, because amiconfig
 plugins need the network (``dsmode``).
 
+Without a seed (or with the stage's marker that it failed: ``source`` alone,
+``seed.StageFailed``), it recognises the provider from local evidence
+(``detect.py``, the stage's own rule table) and hands over to cloud-init's
+own datasource for that provider only (``fallback.py``): the user-data is
+still read, converted from old syntax and handled by the part-handlers.
+Only plain data of the delegate is kept, so unpickling never imports it.
+A delegate that needs the network runs in the network stage
+(:class:`DataSourceCernVMNet`); the local class declines for it.
+
 Found through ``datasource_pkg_list: [ cloudinit_cernvm ]``; cloud-init's
 loader needs this module name. Only APIs that exist in cloud-init 20.4 to
 26.x are used.
@@ -48,17 +57,23 @@ class DataSourceCernVM(sources.DataSource):
     # of the world-readable instance-data.json.
     sensitive_metadata_keys = (*sources.DataSource.sensitive_metadata_keys, "ucontext")
 
+    #: the stage this class runs in: which fallback delegates it may run
+    fallback_stage = "local"
+
     def __init__(self, sys_cfg, distro, paths, ud_proc=None):
         super().__init__(sys_cfg, distro, paths, ud_proc)
         self.seed_dir = str(self.ds_cfg.get("seed_dir") or DEFAULT_SEED_DIR)
         self.provider: str | None = None
+        #: plain data of a fallback boot (None: the seed was read); see _take_over
+        self._fallback: dict | None = None
 
     def __str__(self) -> str:
         return f"{super().__str__()} [seed={self.seed_dir}]"
 
     def ds_detect(self) -> bool:
-        """Whether there is a seed at all (cloud-init 23.4+ asks first)."""
-        return os.path.lexists(os.path.join(self.seed_dir, "source"))
+        """Always: with no seed, ``_get_data`` recognises the provider (cloud-init
+        23.4+ asks this first; detecting here too would read the disks twice)."""
+        return True
 
     def _get_data(self) -> bool:
         try:
@@ -73,9 +88,8 @@ class DataSourceCernVM(sources.DataSource):
 
         try:
             seed = seedlib.read_seed(self.seed_dir)
-        except seedlib.NoSeed as err:
-            LOG.debug("CernVM: %s", err)
-            return False
+        except seedlib.NoSeed as err:  # StageFailed too
+            return self._fall_back(err)
         except seedlib.SeedError as err:
             LOG.warning("CernVM: seed not used: %s", _redacted(err))
             return False
@@ -122,6 +136,113 @@ class DataSourceCernVM(sources.DataSource):
 
             records = os.path.join(self.paths.get_ipath() or self.paths.cloud_dir, "cernvm")
             azure_ready.report_once(records, self.ds_cfg)
+    def _fall_back(self, why: Exception) -> bool:
+        """No seed: cloud-init's own datasource for the provider this machine shows.
+
+        One warning says why the seed was missing and what was done instead;
+        a machine that shows no provider is declined quietly, as before (the
+        marker of a failed stage is worth a warning even then).
+        """
+        from cloudinit_cernvm import detect, fallback  # deferred: see the module doc
+        from cloudinit_cernvm import seed as seedlib
+
+        failed = isinstance(why, seedlib.StageFailed)
+        reason = _redacted(why)
+        # what nothing can fix is said once, by the network stage, the last to look
+        last = self.fallback_stage == fallback.NETWORK
+        found = detect.detect()
+        if found is None:
+            if failed and last:
+                LOG.warning("CernVM: %s; this machine shows no provider either: "
+                            "booting without user-data", reason)
+            else:
+                LOG.info("CernVM: %s; no provider recognised: nothing to fall back to", reason)
+            return False
+        seen = f"provider {found.provider} ({found.evidence})"
+        delegate = fallback.delegate_for(found.provider)
+        if delegate is None:
+            log = LOG.warning if last else LOG.info
+            log("CernVM: %s; %s: cloud-init has no datasource that reads its "
+                "context: booting without user-data", reason, seen)
+            return False
+        if delegate.stage != self.fallback_stage:
+            LOG.info("CernVM: %s; %s: cloud-init's %s datasource reads it in the %s stage",
+                     reason, seen, delegate.dsname, delegate.stage)
+            return False
+        LOG.info("CernVM: %s; %s: falling back to cloud-init's %s datasource",
+                 reason, seen, delegate.dsname)
+        kind = why.kind if failed else ""
+        sys_cfg = fallback.delegate_config(self.sys_cfg, delegate.dsname, kind)
+        if sys_cfg is not self.sys_cfg:
+            LOG.info("CernVM: the microboot stage found the service silent: cloud-init's %s "
+                     "datasource waits at most %s s", delegate.dsname,
+                     sys_cfg["datasource"][delegate.dsname].get("max_wait"))
+        try:
+            ds = _load(delegate)(sys_cfg, self.distro, self.paths)
+            found_data = ds._get_data()  # not get_data(): that would persist the delegate
+        except Exception as err:  # the delegate's fault must not break the boot
+            LOG.warning("CernVM: %s; %s: cloud-init's %s datasource failed: %s: %s",
+                        reason, seen, delegate.dsname, type(err).__name__, _redacted(err))
+            return False
+        if not found_data:
+            LOG.warning("CernVM: %s; %s: cloud-init's %s datasource found no data either: "
+                        "booting without user-data", reason, seen, delegate.dsname)
+            return False
+        self._take_over(ds, found.provider, found.evidence, reason)
+        LOG.warning("CernVM: %s, so the microboot stage did not do its job; %s: the context "
+                    "was read by cloud-init's %s datasource instead (%s)", reason, seen,
+                    delegate.dsname, self._fallback["subplatform"])
+        return True
+
+    def _take_over(self, ds: sources.DataSource, provider: str, evidence: str,
+                   reason: str) -> None:
+        """Keep what the delegate read, as plain data, and convert its user-data.
+
+        The metadata keys that cloud-init's base class reads (instance id,
+        hostname, keys, zone, region) are set from the delegate's own methods,
+        which some delegates override, so that this class answers as it would.
+        """
+        from cloudinit_cernvm import fallback
+
+        meta = dict(ds.metadata or {})
+        meta["instance-id"] = ds.get_instance_id()
+        hostname = _metadata_hostname(ds)
+        if hostname:
+            meta["local-hostname"] = hostname
+        keys = ds.get_public_ssh_keys()
+        if keys:
+            meta["public-keys"] = list(keys)
+        for key, value in (("availability-zone", ds.availability_zone), ("region", ds.region)):
+            if value:
+                meta[key] = value
+        self.metadata = meta
+        self.provider = provider
+        self.userdata_raw = _normalize(_as_bytes(ds.userdata_raw))
+        self.vendordata_raw = ds.vendordata_raw
+        if hasattr(ds, "vendordata2_raw"):  # cloud-init 21.4+
+            self.vendordata2_raw = ds.vendordata2_raw
+        self.dsmode = ds.dsmode
+        network = None if fallback.network_config_disabled(self.sys_cfg) else ds.network_config
+        self._fallback = {
+            "datasource": ds.dsname,
+            "subplatform": fallback.subplatform(ds.dsname, ds.subplatform),
+            "evidence": evidence,
+            "reason": reason,
+            "network-config": network,
+        }
+        self._crawled_metadata = {
+            "meta-data": meta,
+            "provider": provider,
+            "seed-dir": self.seed_dir,
+            "fallback": {k: v for k, v in self._fallback.items() if k != "network-config"},
+        }
+        self._restore_handler_shim()
+
+    @property
+    def network_config(self):
+        """The delegate's network config on a fallback boot, else none (as before)."""
+        fallback = getattr(self, "_fallback", None)  # pickles of older versions
+        return fallback.get("network-config") if fallback else None
 
     def _get_cloud_name(self) -> str:
         if self.provider is None:
@@ -129,6 +250,9 @@ class DataSourceCernVM(sources.DataSource):
         return providers.CLOUD_NAMES.get(self.provider, sources.METADATA_UNKNOWN)
 
     def _get_subplatform(self) -> str:
+        fallback = getattr(self, "_fallback", None)
+        if fallback:
+            return fallback["subplatform"]
         return f"seed-dir ({self.seed_dir})"
 
     def _restore_handler_shim(self) -> None:
@@ -157,7 +281,10 @@ class DataSourceCernVM(sources.DataSource):
 
 
 class DataSourceCernVMNet(DataSourceCernVM):
-    """The same datasource, for a network stage that did not see a local one."""
+    """The same datasource in the network stage: a seed the local stage did not
+    see, or a fallback to a delegate that needs the network."""
+
+    fallback_stage = "network"
 
 
 def _normalize(raw: bytes) -> bytes:
@@ -176,6 +303,33 @@ def _normalize(raw: bytes) -> bytes:
     except userdata.UserDataError as err:
         LOG.warning("CernVM: user-data kept as given, not converted: %s", _redacted(err))
         return raw
+
+
+def _load(delegate) -> type:
+    """The delegate's class, imported only on a fallback boot."""
+    import importlib
+
+    return getattr(importlib.import_module(delegate.module), delegate.class_name)
+
+
+def _metadata_hostname(ds: sources.DataSource) -> str | None:
+    """The hostname the delegate's metadata gives (a str before cloud-init 22.2,
+    a DataSourceHostname after), never a made-up default."""
+    try:
+        found = ds.get_hostname(metadata_only=True)
+    except Exception:  # a delegate's quirk must not cost the context
+        return None
+    found = getattr(found, "hostname", found)
+    return found if isinstance(found, str) and found else None
+
+
+def _as_bytes(data: object) -> bytes:
+    """User-data as bytes: delegates give bytes, str or None."""
+    if data is None:
+        return b""
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogateescape")
+    return bytes(data)
 
 
 def _redacted(message: object) -> str:

@@ -3,8 +3,12 @@
 Plain functions over a directory, no cloud-init: the datasource, the command
 line and the tests share them. The layout is the contract between the two
 boot stages (DESIGN.md): ``source`` (required: without it the directory is
-no seed), ``user-data`` (required, may be empty), ``meta-data`` (JSON,
-optional: older µCernVM writes none) and ``ucontext`` (optional).
+no seed), ``user-data`` (required, may be empty: the provider had none),
+``meta-data`` (JSON, optional: older µCernVM writes none) and ``ucontext``
+(optional). ``source`` alone, without ``user-data``, is the stage's marker
+that it recognised the provider but could not fetch its data
+(:class:`StageFailed`): the datasource then falls back to cloud-init's own
+datasource for the provider (``fallback.py``).
 
 Reading never changes the seed: it is the raw record of what the provider
 gave, kept for ``cernvm-context show`` and for debugging. Only its modes are
@@ -47,6 +51,27 @@ _TOO_DEEP = object()
 
 class NoSeed(Exception):
     """The directory holds no seed (absent, or no ``source`` file)."""
+
+
+class StageFailed(NoSeed):
+    """``source`` without ``user-data``: the stage recognised a provider and failed.
+
+    A kind of :class:`NoSeed` (there is no context to use), which says more:
+    the provider the stage named (canonical spelling, or as written), and
+    what the stage's ``failure`` line says: ``kind`` (``silent``,
+    ``unavailable``, ``unreachable``, ``slow``, ``cut``, ``refused``,
+    ``deadline``, ``none``; "" when there is no such line) and ``why``.
+    """
+
+    def __init__(self, message: str, provider: str, kind: str = "", why: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.kind = kind
+        self.why = why
+
+
+#: the longest ``failure`` line shown (the stage writes one short line)
+MAX_FAILURE_SHOWN = 200
 
 
 class SeedError(Exception):
@@ -105,7 +130,8 @@ class Seed:
 def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
     """Read the seed in ``path``.
 
-    Raises :class:`NoSeed` when there is none, :class:`SeedError` when the
+    Raises :class:`NoSeed` when there is none (:class:`StageFailed` when
+    ``source`` is there without ``user-data``), :class:`SeedError` when the
     seed cannot be used (its user-data is missing or unreadable: using an
     empty one instead would mark the instance as contextualized with nothing).
     A seed that others could have written is refused too (see
@@ -132,6 +158,12 @@ def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
         )
 
     user_data_file = os.path.join(path, "user-data")
+    if not os.path.lexists(user_data_file):
+        kind, why = _failure(path)
+        said = f": {kind}: {why}" if why else ""
+        raise StageFailed(f"the microboot stage recognised {_shown(provider)} but fetched no "
+                          f"user-data ({source_file} without user-data{said})",
+                          provider, kind, why)
     try:
         user_data = _read(user_data_file, MAX_USER_DATA)
     except OSError as err:
@@ -174,6 +206,26 @@ def _read(path: str, limit: int) -> bytes:
     (and ``cernvm-context show``) on ``open()``.
     """
     return safefile.read_regular(path, limit)
+
+
+def _failure(path: str) -> tuple[str, str]:
+    """The marker's ``failure`` line as (kind, why); ("", "") when there is none
+    or it cannot be read (an older stage writes none)."""
+    try:
+        raw = _read(os.path.join(path, "failure"), MAX_SMALL_FILE)
+    except OSError:
+        return "", ""
+    line = " ".join(raw.decode("utf-8", "replace").split("\n", 1)[0].split())
+    kind, sep, why = line.partition(": ")
+    if not sep or not kind.isalpha():
+        kind, why = "", line
+    return kind[:20], why[:MAX_FAILURE_SHOWN]
+
+
+def _shown(name: str) -> str:
+    """A provider name from ``source`` for a message: bounded, one line."""
+    name = " ".join(name.split())
+    return repr(name[:40]) if providers.canonical(name) is None else name
 
 
 def _why(err: OSError) -> str:

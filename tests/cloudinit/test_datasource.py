@@ -200,7 +200,8 @@ def _bad_seed(machine: sandbox.Machine, kind: str) -> None:
         ("bad-meta-data", True, "meta-data: not valid JSON"),
         ("world-writable", False, "writable by others"),
         ("user-data-directory", False, "seed not used: cannot read"),
-        ("user-data-missing", False, "seed not used: cannot read"),
+        # the marker of a failed stage; this machine shows no provider
+        ("user-data-missing", False, "shows no provider either: booting without user-data"),
         ("source-directory", False, "seed not used: cannot read"),
     ],
 )

@@ -48,6 +48,8 @@ class Request:
     path: str
     headers: dict[str, str]
     status: int = 0
+    #: the fault that answered it ('' none)
+    fault: str = ""
 
 
 @dataclass
@@ -119,6 +121,67 @@ class Broken:
         except OSError:
             pass  # the client hung up: what a capped client does
 
+
+#: fault kinds of ``Fault``: see its doc
+FAULTS = ("503", "429", "refuse", "silent", "drop", "slow")
+
+
+@dataclass
+class Fault:
+    """A whole service's fault, as a cloud under load shows it: ``503`` or
+    ``429`` (Service Unavailable, Too Many Requests, with ``Retry-After``) for
+    every request; ``refuse``: nothing listens (connections refused);
+    ``silent``: connections accepted, never answered; ``drop``: the body's
+    length announced, half of it sent, the connection closed; ``slow``: the
+    body sent one byte a second. For the first ``seconds`` after the first
+    request (``refuse``: after the service started), then the service
+    answers as usual; ``seconds`` None: for ever. ``parse("503:20")``."""
+
+    kind: str
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """``KIND`` or ``KIND:SECONDS``."""
+        kind, _, secs = text.partition(":")
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
+        return cls(kind, float(secs) if secs else None)
+
+    def active(self, since: float) -> bool:
+        """Whether the fault still holds SINCE seconds after its clock started."""
+        return self.seconds is None or since < self.seconds
+
+    def serve(self, handler: BaseHTTPRequestHandler, reply: Reply, stop: threading.Event) -> None:
+        """Answer REPLY on HANDLER's connection the faulty way (not ``refuse``)."""
+        handler.close_connection = True
+        status, body = reply
+        try:
+            if self.kind in ("503", "429"):
+                text = b"Service Unavailable" if self.kind == "503" else b"Too Many Requests"
+                handler.send_response(int(self.kind))
+                handler.send_header("Retry-After", "1")
+                handler.send_header("Content-Length", str(len(text)))
+                handler.end_headers()
+                handler.wfile.write(text)
+                return
+            if self.kind == "silent":
+                stop.wait(600)  # until the service stops; the client gives up first
+                return
+            handler.send_response(status)
+            handler.send_header("Content-Type", "text/plain")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            if self.kind == "drop":
+                handler.wfile.write(body[: len(body) // 2])
+                return
+            for byte in body:  # slow
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                if stop.wait(1):
+                    return
+        except OSError:
+            pass  # the client hung up
 
 class _Routes:
     """The answers of one provider: ``answer(method, path, headers) -> Reply``."""
@@ -300,7 +363,8 @@ class MetadataService:
                  instance: Instance | None = None, port: int = 0, host: str = "127.0.0.1",
                  lifetime: float = 120.0, imds_v1_only: bool = False,
                  gce_encoding: str | None = None,
-                 answers: dict[str, Reply | Broken] | None = None) -> None:
+                 answers: dict[str, Reply | Broken] | None = None,
+                 fault: Fault | None = None) -> None:
         if provider not in PROVIDERS:
             raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
         self.provider = provider
@@ -312,11 +376,16 @@ class MetadataService:
         #: answers that replace the provider's own, by path with its query
         #: (hostile or broken services in tests): (status, body) or Broken
         self.answers = dict(answers or {})
+        #: the service's fault (None: it works), its clock started by the
+        #: first request (``refuse``: by the start)
+        self.fault = fault
+        self._fault_start: float | None = None
         self._port = port
         self._host = host
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: _Server | None = None
+        self._serving = False
         self._sock: socket.socket | None = None
         self._connections_seen = 0
         self.url = ""
@@ -330,10 +399,17 @@ class MetadataService:
             port = self._sock.getsockname()[1]
             self._spawn(self._hold)
         else:
-            self._server = _Server((self._host, self._port), self._handler())
+            refuse = self.fault is not None and self.fault.kind == "refuse"
+            self._server = _Server((self._host, self._port), self._handler(),
+                                   bind_and_activate=not refuse)
             self._server.daemon_threads = True
+            if refuse:  # bound, not listening: connections refused
+                self._server.server_bind()
+                self._fault_start = time.monotonic()
             port = self._server.server_address[1]
-            self._spawn(lambda: self._server.serve_forever(poll_interval=0.1))
+            self._serving = not refuse  # shutdown() waits for a serve_forever
+            self._spawn(self._serve_after_refusing if refuse else
+                        lambda: self._server.serve_forever(poll_interval=0.1))
         self.url = f"http://{self._host}:{port}"
         self._spawn(self._expire)
         return self
@@ -343,7 +419,8 @@ class MetadataService:
         self._stop.set()
         if self._server is not None:
             self._connections_seen = self._server.connections
-            self._server.shutdown()
+            if self._serving:
+                self._server.shutdown()
             self._server.server_close()
             self._server = None
         for t in self._threads:
@@ -361,8 +438,26 @@ class MetadataService:
         t.start()
         self._threads.append(t)
 
+    def _serve_after_refusing(self) -> None:
+        """``refuse``: listen once the fault's time is over, then serve."""
+        assert self.fault is not None and self._server is not None
+        if self.fault.seconds is None or self._stop.wait(self.fault.seconds):
+            return  # refusing for ever, or stopped before
+        self._server.server_activate()
+        self._serving = True
+        self._server.serve_forever(poll_interval=0.1)
+
+    def faulty(self) -> bool:
+        """Whether the fault holds for a request now (its clock starts with the first)."""
+        if self.fault is None or self.fault.kind == "refuse":
+            return False
+        with self._lock:
+            if self._fault_start is None:
+                self._fault_start = time.monotonic()
+            return self.fault.active(time.monotonic() - self._fault_start)
+
     def _expire(self) -> None:
-        if not self._stop.wait(self.lifetime) and self._server is not None:
+        if not self._stop.wait(self.lifetime) and self._server is not None and self._serving:
             self._server.shutdown()
         self._stop.set()
 
@@ -415,6 +510,14 @@ class MetadataService:
                     return
                 if reply is None:
                     reply = service._routes.answer(self.command, self.path, headers)
+                if service.faulty():
+                    assert service.fault is not None
+                    kind = service.fault.kind
+                    req.status = int(kind) if kind.isdigit() else reply[0]
+                    req.fault = kind
+                    service._record(req)
+                    service.fault.serve(self, reply, service._stop)
+                    return
                 status, body = reply
                 req.status = status
                 service._record(req)
@@ -445,11 +548,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lifetime", type=float, default=600.0, help="seconds before it stops itself")
     ap.add_argument("--imds-v1-only", action="store_true", help="EC2: refuse the token PUT (405)")
     ap.add_argument("--gce-encoding", help="GCE: the user-data-encoding attribute (e.g. base64)")
+    ap.add_argument("--fault", type=Fault.parse,
+                    help="KIND[:SECONDS]: " + ", ".join(FAULTS) + " (see Fault)")
     args = ap.parse_args(argv)
     data = args.user_data.read_bytes() if args.user_data else None
     svc = MetadataService(args.provider, data, port=args.port, host=args.host,
                           lifetime=args.lifetime,
-                          imds_v1_only=args.imds_v1_only, gce_encoding=args.gce_encoding)
+                          imds_v1_only=args.imds_v1_only, gce_encoding=args.gce_encoding,
+                          fault=args.fault)
     with svc:
         print(f"serving {args.provider} on {svc.url} for {args.lifetime:g} s", flush=True)
         seen = 0
@@ -457,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             while not svc._stop.wait(0.2):
                 for r in svc.requests[seen:]:
-                    print(f"{r.method} {r.path} {r.status}", flush=True)
+                    print(f"{r.method} {r.path} {r.status}{' ' + r.fault if r.fault else ''}",
+                          flush=True)
                 seen = len(svc.requests)
         except KeyboardInterrupt:
             pass

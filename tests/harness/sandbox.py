@@ -61,6 +61,34 @@ SANDBOX_CONFIG: dict = {
 DEFAULT_CMDLINE = "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro console=ttyS0"
 
 
+#: ``/proc/partitions`` of a sandboxed machine: no disk. The host's disks,
+#: and the loop devices other tests set up for a moment (busybox ``mount`` of
+#: an image file attaches one, even when the mount then fails), must not
+#: change what ``blkid`` finds inside: the datasource's detection and
+#: cloud-init's own disk datasources would differ between runs
+NO_PARTITIONS = "major minor  #blocks  name\n\n"
+
+#: the character devices a sandboxed machine has (bound from the host); no
+#: block device at all, for the same reason
+SANDBOX_DEVICES = ("null", "zero", "full", "random", "urandom", "tty", "console", "ptmx")
+
+
+def _private_dev_lines() -> list[str]:
+    """Shell lines that give the sandbox its own ``/dev``: the character devices
+    above, ``pts``, ``shm`` and the ``fd`` links, and nothing the host attaches."""
+    return [
+        'mount -t tmpfs -o mode=0755,nosuid dev "$root/dev"',
+        f"for n in {' '.join(SANDBOX_DEVICES)}; do [ -e \"/dev/$n\" ] || continue;"
+        ' : > "$root/dev/$n"; mount --bind "/dev/$n" "$root/dev/$n"; done',
+        'mkdir "$root/dev/pts" "$root/dev/shm"',
+        'mount --bind /dev/pts "$root/dev/pts"',
+        'mount -t tmpfs -o mode=1777 shm "$root/dev/shm"',
+        'ln -s /proc/self/fd "$root/dev/fd"',
+        'for n in 0:stdin 1:stdout 2:stderr; do ln -s "/proc/self/fd/${n%%:*}" "$root/dev/${n#*:}";'
+        " done",
+    ]
+
+
 def version_key(release: str) -> tuple[int, ...]:
     """Order releases numerically (20.4.1 < 22.4.2 < 25.1.4 < 26.2)."""
     return tuple(int(p) for p in release.split(".") if p.isdigit())
@@ -167,9 +195,13 @@ class Machine:
             raise FileNotFoundError(f"cloud-init {release} is not unpacked; run tools/bootstrap")
         self.dmi = dmi
         self.cmdline = cmdline
-        #: (argv, ready file) of services started in the machine's network
-        #: namespace before each session (tests/fakes servers)
-        self.services: list[tuple[list[str], Path]] = []
+        #: (argv, ready file) of shell services started in the machine's
+        #: network namespace before each session (they leave the file when ready)
+        self.ready_services: list[tuple[list[str], Path]] = []
+        #: addresses put on the namespace's loopback and commands started in
+        #: the namespace before the stages (``add_service``)
+        self.addresses: list[str] = []
+        self.services: list[list[str]] = []
         for name in ("etc-cloud", "var-lib-cloud", "var-log", "run", "mnt-rw", "out", "ns"):
             (self.dir / name).mkdir(parents=True, exist_ok=True)
         self._write_config(extra_config or {}, cernvm_config or REPO / "cfg" / "90_cernvm.cfg")
@@ -234,6 +266,25 @@ class Machine:
             path.write_bytes(data)
             path.chmod(0o600)
         return seed
+
+    def add_service(self, argv: list[str], address: str | None = None) -> None:
+        """Run ARGV (from the checkout, on the host's interpreter) inside the
+        sandbox's private network namespace at every boot, before the stages.
+
+        ``address`` goes on the namespace's loopback first, so that a fake can
+        listen at a cloud's real address (``169.254.169.254``) without any real
+        network seeing it. The command must print a line with ``serving`` once
+        it listens (``tests.fakes.metadata`` does); it is stopped after the
+        stages, and its output is kept in ``out/service-N.log``.
+        """
+        if address is not None and address not in self.addresses:
+            self.addresses.append(address)
+        self.services.append(list(argv))
+
+    def service_log(self, number: int = 0) -> str:
+        """What service NUMBER printed during the last boot."""
+        path = self.dir / "out" / f"service-{number}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     # --- running ------------------------------------------------------------
     def boot(
@@ -330,6 +381,25 @@ class Machine:
             "# written by the test sandbox\n" + yaml.safe_dump(config)
         )
 
+    def _service_lines(self) -> list[str]:
+        """Shell lines that start the services in the namespace, and stop them
+        on exit; each is waited for (at most 10 s) until it says it serves."""
+        lines = [f"ip addr add {shlex.quote(a)}/32 dev lo" for a in self.addresses]
+        if not self.services:
+            return lines
+        lines += ["pids=", 'trap \'[ -n "$pids" ] && kill $pids 2>/dev/null; true\' EXIT']
+        for n, argv in enumerate(self.services):
+            log = shlex.quote(str(self.dir / "out" / f"service-{n}.log"))
+            cmd = " ".join(shlex.quote(a) for a in argv)
+            lines += [
+                f"(cd {shlex.quote(str(REPO))} && exec {shlex.quote(str(VENV_PYTHON))} {cmd})"
+                f" >{log} 2>&1 & pids=\"$pids $!\"",
+                f"i=0; until grep -q serving {log}; do i=$((i+1));"
+                f' [ $i -gt 100 ] && {{ echo "service {n} did not start" >&2; cat {log} >&2;'
+                " exit 1; }; sleep 0.1; done",
+            ]
+        return lines
+
     def _script(self, commands: tuple[tuple[str, ...], ...]) -> str:
         """The bash script that builds the sandbox and runs the commands."""
         ns = self.dir / "ns"
@@ -349,7 +419,8 @@ class Machine:
             'mount -t tmpfs -o mode=0755 sandbox "$ns"',
             'mkdir -p "$ns/upper" "$ns/work" "$root"',
             'mount -t overlay overlay -o "lowerdir=/,upperdir=$ns/upper,workdir=$ns/work" "$root"',
-            'for d in proc sys dev; do mount --rbind "/$d" "$root/$d"; done',
+            'for d in proc sys; do mount --rbind "/$d" "$root/$d"; done',
+            *_private_dev_lines(),
             'mount -t tmpfs -o mode=1777 tmp "$root/tmp"',
         ]
         # What the commands run from (the checkout, its virtualenvs, the
@@ -369,6 +440,9 @@ class Machine:
         cmdline = self.dir / "cmdline"
         cmdline.write_text(self.cmdline.strip() + "\n")
         lines.append(f'mount --bind {shlex.quote(str(cmdline))} "$root/proc/cmdline"')
+        partitions = self.dir / "partitions"
+        partitions.write_text(NO_PARTITIONS)
+        lines.append(f'mount --bind {shlex.quote(str(partitions))} "$root/proc/partitions"')
         if self.dmi is not None:
             dmi = self.dir / "dmi"
             shutil.rmtree(dmi, ignore_errors=True)
@@ -390,12 +464,13 @@ class Machine:
         # services for the machine (fakes), in its network namespace: each
         # runs from the checkout, outside the chroot, and leaves a file
         # behind when it listens; all end with the session
-        for argv, ready in self.services:
+        for argv, ready in self.ready_services:
             lines += [f"rm -f {shlex.quote(str(ready))}",
                       f"(cd {shlex.quote(str(REPO))} && exec {shlex.join(argv)}) &",
                       'trap \'kill $(jobs -p) 2>/dev/null\' EXIT',
                       f"for _ in $(seq 100); do [ -e {shlex.quote(str(ready))} ] && break;"
                       " sleep 0.1; done"]
+        lines += self._service_lines()
         python = python_for(self.release)
         job = {"env": env, "argv0": [str(python), cloud_init], "commands": commands}
         (self.dir / "out" / "job.json").write_text(json.dumps(job))

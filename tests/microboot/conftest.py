@@ -89,19 +89,43 @@ class Run:
     seed: Path
 
 
+#: the retry budget of the stage's runs in tests (CERNVM_RETRY_S): three tries
+#: over 2 s, so that a test of a broken service stays short; the tests of the
+#: retries themselves give theirs on the kernel command line (cernvm.retry=)
+TEST_RETRY_S = "2"
+
+
 def run_fetch(bbpath: Path, top: Path, machine: Machine, url: str = "http://127.0.0.1:9",
-              args: list[str] | None = None, timeout: float = 40) -> Run:
-    """Run fetch-context under busybox sh with only busybox and curl on PATH."""
+              args: list[str] | None = None, timeout: float = 40,
+              env: dict[str, str] | None = None) -> Run:
+    """Run fetch-context under busybox sh with only busybox and curl on PATH;
+    ENV adds to (or, with None values, takes from) its environment."""
     root, media = machine.build(top)
     seed = top / "seed"
     tmp = top / "tmp"
     tmp.mkdir(exist_ok=True)
-    env = {"PATH": str(bbpath), "CERNVM_SYSROOT": str(root), "CERNVM_MEDIA_DIR": str(media),
-           "CERNVM_METADATA_URL": url, "TMPDIR": str(tmp)}
+    base = {"PATH": str(bbpath), "CERNVM_SYSROOT": str(root), "CERNVM_MEDIA_DIR": str(media),
+            "CERNVM_METADATA_URL": url, "TMPDIR": str(tmp), "CERNVM_RETRY_S": TEST_RETRY_S}
+    for key, value in (env or {}).items():
+        if value is None:
+            base.pop(key, None)
+        else:
+            base[key] = value
     start = time.monotonic()
-    done = subprocess.run([str(bbpath / "sh"), str(FETCH), *(args or [str(seed)])], env=env,
+    done = subprocess.run([str(bbpath / "sh"), str(FETCH), *(args or [str(seed)])], env=base,
                           capture_output=True, text=True, timeout=timeout, check=False)
     return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start, seed)
+
+
+def is_marker(seed: Path) -> bool:
+    """Whether SEED holds the stage's marker (source and failure, no user-data)."""
+    return (seed.is_dir() and not (seed / "user-data").exists()
+            and {p.name for p in seed.iterdir()} == {"source", "failure"})
+
+
+def no_seed(seed: Path) -> bool:
+    """What a failed run leaves: no directory, or the marker alone."""
+    return not seed.exists() or is_marker(seed)
 
 
 def seed_files(seed: Path) -> dict[str, bytes]:
@@ -116,9 +140,9 @@ def seed_files(seed: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def fetch(bbpath: Path, tmp_path: Path):
-    """fetch(machine, url=..., args=...) -> Run, in a fresh directory."""
+    """fetch(machine, url=..., args=..., env=...) -> Run, in a fresh directory."""
     def _fetch(machine: Machine, url: str = "http://127.0.0.1:9",
-               args: list[str] | None = None) -> Run:
-        return run_fetch(bbpath, tmp_path, machine, url, args)
+               args: list[str] | None = None, env: dict[str, str] | None = None) -> Run:
+        return run_fetch(bbpath, tmp_path, machine, url, args, env=env)
     assert os.path.exists(FETCH)
     return _fetch

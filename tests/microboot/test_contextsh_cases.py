@@ -16,7 +16,7 @@ import pytest
 
 from cloudinit_cernvm import contextsh
 
-from .conftest import FETCH, Machine, run_fetch
+from .conftest import FETCH, Machine, no_seed, run_fetch
 
 TOP = FETCH.parents[2]
 CASES = json.loads((TOP / "tests/data/contextsh-cases.json").read_text())["cases"]
@@ -79,7 +79,7 @@ def test_the_microboot_user_data(name: str, bbpath: Path, tmp_path: Path) -> Non
         "context.sh": case["text"].encode()}}))
     if case["user_data"].get("error"):
         assert run.rc == 2, run.stderr
-        assert not run.seed.exists()
+        assert no_seed(run.seed)
         return
     assert run.rc == 0, run.stderr
     want = expected_user_data(case)

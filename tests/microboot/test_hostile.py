@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes.metadata import Broken, Instance, MetadataService
 
-from .conftest import FETCH, Machine
+from .conftest import FETCH, Machine, no_seed
 
 GCE = Machine(dmi={"product_name": "Google Compute Engine"})
 INSTANCE = "/computeMetadata/v1/instance/?recursive=true"
@@ -92,7 +92,7 @@ def test_gce_instance_json_nested_200000_deep_is_refused_quickly(fetch) -> None:
     deep = b'{"id": 1, "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     with MetadataService("GCE", b"hello", answers={INSTANCE: (200, deep)}) as svc:
         run = fetch(GCE, svc.url)
-    assert run.rc == 2 and not run.seed.exists()
+    assert run.rc == 2 and no_seed(run.seed)
     assert run.seconds < 5
     assert "JSON nested deeper than 32 levels" in run.stderr
 
@@ -128,7 +128,7 @@ def test_ec2_gzip_of_16_mb_on_one_line_is_refused_quickly(fetch) -> None:
     assert len(bomb) < 16 * 1024
     with MetadataService("EC2", bomb) as svc:
         run = fetch(EC2, svc.url)
-    assert run.rc == 2 and not run.seed.exists()
+    assert run.rc == 2 and no_seed(run.seed)
     assert run.seconds < 5
     assert "more than 1048576 bytes: refused" in run.stderr
 
@@ -187,7 +187,7 @@ def test_long_cmdline_value_is_skipped_quickly(fetch) -> None:
 def test_body_cut_short_is_tried_again_then_not_saved(fetch) -> None:
     with MetadataService("EC2", b"ud", answers={"/latest/user-data": Broken("short")}) as svc:
         run = fetch(EC2, svc.url)
-    assert run.rc == 2 and not run.seed.exists(), run.stderr
+    assert run.rc == 2 and no_seed(run.seed), run.stderr
     assert svc.count("GET", "/latest/user-data") == 3
     assert "cut short" in run.stderr
 
@@ -196,7 +196,7 @@ def test_body_dripping_past_the_time_limit_is_not_saved(fetch) -> None:
     with MetadataService("GCE", b"ud", answers={
             "/computeMetadata/v1/instance/attributes/user-data": Broken("drip", seconds=8)}) as svc:
         run = fetch(GCE, svc.url)
-    assert run.rc == 2 and not run.seed.exists(), run.stderr
+    assert run.rc == 2 and no_seed(run.seed), run.stderr
     assert run.seconds < 12
     assert "not whole within the time limit" in run.stderr
 
@@ -206,7 +206,7 @@ def test_endless_body_ends_quickly_with_nothing_written(fetch, kind: str) -> Non
     with MetadataService("EC2", b"ud", answers={
             "/latest/user-data": Broken(kind, limit=64 * 1024 * 1024, seconds=8)}) as svc:
         run = fetch(EC2, svc.url)
-    assert run.rc == 2 and not run.seed.exists(), run.stderr
+    assert run.rc == 2 and no_seed(run.seed), run.stderr
     assert run.seconds < 5
     assert "answer larger than 32768 bytes: refused" in run.stderr
 
@@ -214,7 +214,7 @@ def test_endless_body_ends_quickly_with_nothing_written(fetch, kind: str) -> Non
 def test_body_over_its_cap_is_refused(fetch) -> None:
     with MetadataService("EC2", b"x" * 40_000) as svc:
         run = fetch(EC2, svc.url)
-    assert run.rc == 2 and not run.seed.exists(), run.stderr
+    assert run.rc == 2 and no_seed(run.seed), run.stderr
     assert svc.count("GET", "/latest/user-data") == 1
     assert "answer larger than 32768 bytes: refused" in run.stderr
 
@@ -236,7 +236,7 @@ AZURE_UD = "/metadata/instance/compute/userData?api-version=2021-01-01&format=te
 def test_azure_user_data_not_base64_is_exit_2(fetch) -> None:
     with MetadataService("Azure", b"x", answers={AZURE_UD: (200, b"QUJD!!")}) as svc:
         run = fetch(AZURE, svc.url)
-    assert run.rc == 2 and not run.seed.exists()
+    assert run.rc == 2 and no_seed(run.seed)
     assert "Azure userData is not valid base64" in run.stderr
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FETCH, Machine, busybox_path
+from .conftest import FETCH, Machine, busybox_path, no_seed
 
 EC2 = Machine(dmi={"sys_vendor": "Amazon EC2"})
 # A curl that ignores its time limit and leaves an awk spinning beside it:
@@ -87,8 +87,11 @@ def test_a_hanging_process_is_killed_at_the_deadline(tmp_path: Path) -> None:
     assert proc.returncode == 2, err
     assert 2.5 < seconds < 5
     assert survivors(pids) == []
-    assert "deadline (3 s) passed; its work stopped; nothing written" in err
-    assert not (tmp_path / "seed").exists()
+    assert "deadline (3 s) passed; its work stopped; no seed" in err
+    assert no_seed(tmp_path / "seed")
+    # the marker says why (issue 17)
+    failure = (tmp_path / "seed" / "failure").read_text()
+    assert failure == "deadline: the stage's deadline (3 s) passed; its work stopped\n"
     assert list((tmp_path / "tmp").iterdir()) == []         # the work directory went
 
 
@@ -111,8 +114,8 @@ def test_a_signal_leaves_no_child_running(sig: signal.Signals, tmp_path: Path) -
     assert proc.returncode == 2, err
     assert seconds < 2
     assert survivors(pids) == []
-    assert "stopped by a signal; nothing written" in err
-    assert not (tmp_path / "seed").exists()
+    assert "stopped by a signal; no seed" in err
+    assert no_seed(tmp_path / "seed")
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
@@ -128,7 +131,7 @@ def test_slow_processing_is_killed_at_the_deadline(tmp_path: Path) -> None:
     assert proc.returncode == 2, err
     assert seconds < 4
     assert "deadline (2 s) passed" in err
-    assert not (tmp_path / "seed").exists()
+    assert no_seed(tmp_path / "seed")
     time.sleep(0.2)
     mine = [p for p in Path("/proc").iterdir() if p.name.isdigit()
             and str(tmp_path).encode() in _cmdline(p)]

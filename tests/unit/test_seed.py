@@ -86,7 +86,48 @@ def test_public_keys_as_text_become_a_list(tmp_path):
     assert s.meta_data["public-keys"] == ["ssh-rsa AAA a", "ssh-ed25519 BBB b"]
 
 
-@pytest.mark.parametrize("kind", ["missing", "directory", "too-large"])
+def test_source_without_user_data_is_the_marker_of_a_failed_stage(tmp_path):
+    d = write(tmp_path / "s", source="ec2\n")
+    with pytest.raises(seed.StageFailed, match="recognised EC2 but fetched no user-data") as e:
+        seed.read_seed(str(d))
+    assert e.value.provider == "EC2"
+    assert isinstance(e.value, seed.NoSeed)  # there is no context to use
+
+
+def test_the_markers_failure_line_says_why(tmp_path):
+    d = write(tmp_path / "s", source="EC2\n",
+              failure="silent: connected, no answer (5 requests in 19 s)\nmore\n")
+    with pytest.raises(seed.StageFailed) as e:
+        seed.read_seed(str(d))
+    assert (e.value.kind, e.value.why) == ("silent", "connected, no answer (5 requests in 19 s)")
+    assert "without user-data: silent: connected, no answer (5 requests in 19 s))" in str(e.value)
+    assert "more" not in str(e.value)
+
+
+@pytest.mark.parametrize(("text", "kind", "why"), [
+    (None, "", ""),                                 # an older stage: no failure file
+    ("no kind here\n", "", "no kind here"),
+    ("x" * 5000, "", "x" * seed.MAX_FAILURE_SHOWN),
+    ("slow: " + "y" * 5000, "slow", "y" * seed.MAX_FAILURE_SHOWN),
+])
+def test_the_markers_failure_line_is_bounded_and_optional(tmp_path, text, kind, why):
+    files = {"source": "OpenStack\n"} if text is None else {"source": "OpenStack\n",
+                                                             "failure": text}
+    d = write(tmp_path / "s", **files)
+    with pytest.raises(seed.StageFailed) as e:
+        seed.read_seed(str(d))
+    assert (e.value.kind, e.value.why) == (kind, why)
+
+
+def test_the_marker_with_an_unknown_provider_keeps_its_name_bounded(tmp_path):
+    d = write(tmp_path / "s", source="Hetzner " + "x" * 200 + "\n")
+    with pytest.raises(seed.StageFailed) as e:
+        seed.read_seed(str(d))
+    assert e.value.provider.startswith("Hetzner")
+    assert "x" * 41 not in str(e.value)  # the name shown is cut at 40 characters
+
+
+@pytest.mark.parametrize("kind", ["directory", "too-large"])
 def test_unusable_user_data_refuses_the_seed(tmp_path, kind, monkeypatch):
     d = write(tmp_path / "s", source="EC2")
     if kind == "directory":

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudinit_cernvm import context_media
-from tests.fakes.metadata import MetadataService
+from tests.fakes.metadata import Fault, MetadataService
 
 from . import clouds, qemu
 
@@ -158,12 +158,14 @@ def context_tree(cloud: Cloud, user_data: bytes = USER_DATA) -> dict[str, bytes]
 
 @contextlib.contextmanager
 def service(cloud: Cloud, user_data: bytes = USER_DATA,
-            lifetime: float = 300.0) -> Iterator[MetadataService | None]:
-    """The cloud's fake metadata service on loopback (None for media clouds)."""
+            lifetime: float = 300.0, fault: Fault | None = None
+            ) -> Iterator[MetadataService | None]:
+    """The cloud's fake metadata service on loopback (None for media clouds),
+    with FAULT (``tests.fakes.metadata.Fault``) if given."""
     if cloud.service is None:
         yield None
         return
-    with MetadataService(cloud.service, user_data, lifetime=lifetime) as svc:
+    with MetadataService(cloud.service, user_data, lifetime=lifetime, fault=fault) as svc:
         yield svc
 
 
@@ -172,7 +174,8 @@ def port_of(svc: MetadataService) -> int:
     return int(svc.url.rsplit(":", 1)[1])
 
 
-def boot(cloud: Cloud, workdir: Path, *, cmdline: str = "", **qemu_kw) -> tuple[
+def boot(cloud: Cloud, workdir: Path, *, cmdline: str = "", fault: Fault | None = None,
+         **qemu_kw) -> tuple[
         qemu.BootResult, list]:
     """Boot the VM once as ``cloud`` shows itself: its DMI, its context image
     on the CD-ROM, its fake metadata service forwarded to the address the
@@ -183,7 +186,7 @@ def boot(cloud: Cloud, workdir: Path, *, cmdline: str = "", **qemu_kw) -> tuple[
     """
     workdir.mkdir(parents=True, exist_ok=True)
     iso = context_image(cloud, workdir / "context.iso")
-    with service(cloud) as svc:
+    with service(cloud, fault=fault) as svc:
         fwd = [(cloud.service_ip, 80, port_of(svc))] if svc else []
         res = qemu.boot(smbios=cloud.dmi, cdrom=iso, guestfwd=fwd,
                         kernel_cmdline_extra=" ".join(filter(None, (cloud.cmdline, cmdline))),

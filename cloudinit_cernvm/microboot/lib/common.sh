@@ -48,20 +48,50 @@ lower() {
 
 # --- HTTP --------------------------------------------------------------------
 # Every request is bounded: connect 2 s, answer 4 s, and the whole run by
-# DEADLINE_MS; every body by a size cap of its own. Requests that cannot
-# connect (the network is still settling), get a 5xx or an answer cut short
-# are tried again after a second, 3 tries at most; a service that accepts the
-# connection and stays silent, or drips past the time limit, is not asked
-# again. Several URLs go in one curl run (one process, one connection). A
-# body is saved only when it came whole: curl's status for that URL is 0 and
-# it is within its cap.
+# DEADLINE_MS; every body by a size cap of its own. A transient failure (no
+# connection: the network is still settling or nothing listens yet; a 5xx or
+# 429: the service is loaded; no answer, or none whole, within the time
+# limit; an answer cut short) is tried again, after 1 s four times, then 2 s
+# four times, then every 4 s, while less than RETRY_S seconds have passed
+# since the stage started (retry_budget). A definite answer (200, 404 and the
+# other 4xx) ends at once. Several URLs go in one curl run (one process, one
+# connection). A body is saved only when it came whole: curl's status for
+# that URL is 0 and it is within its cap.
 
 HTTP_CONNECT_S=2
 HTTP_MAX_S=4
-HTTP_TRIES=3
 HTTP_COUNT=0
 # shellcheck disable=SC2034 # read by the providers
 HTTP_SMALL=8192    # the cap of an id, a name, a zone, a token, a key
+# what the last request that failed got, for the stage's marker: a kind
+# (silent, slow, unavailable, unreachable, cut, refused) and a phrase
+HTTP_FAIL_KIND='' HTTP_FAIL=''
+
+# The retry budget: default and most, in seconds (README, "Retries").
+RETRY_DEFAULT_S=15
+RETRY_MAX_S=30
+
+# retry_budget: RETRY_S from the kernel command line's cernvm.retry=SECONDS
+# (0 to RETRY_MAX_S; 0: no retry), else CERNVM_RETRY_S (tests), else
+# RETRY_DEFAULT_S. A value that is no number is the default, a larger one
+# the most, each with a log line.
+retry_budget() {
+    RETRY_S=${CERNVM_RETRY_S:-$RETRY_DEFAULT_S} _line=
+    read -r _line <"$SYSROOT/proc/cmdline" 2>/dev/null
+    for _w in $_line; do
+        case $_w in cernvm.retry=*) RETRY_S=${_w#*=} ;; esac
+    done
+    case $RETRY_S in
+        ''|*[!0-9]*)
+            log "cernvm.retry: not a number of seconds; $RETRY_DEFAULT_S s"
+            RETRY_S=$RETRY_DEFAULT_S ;;
+    esac
+    while case $RETRY_S in 0?*) true ;; *) false ;; esac; do RETRY_S=${RETRY_S#0}; done
+    if [ ${#RETRY_S} -gt 3 ] || [ "$RETRY_S" -gt "$RETRY_MAX_S" ]; then
+        log "cernvm.retry: more than $RETRY_MAX_S s; $RETRY_MAX_S s"
+        RETRY_S=$RETRY_MAX_S
+    fi
+}
 
 # http METHOD HEADER NAME MAX URL [NAME MAX URL]...: each URL into WORK/NAME
 # (at most MAX bytes), its status into WORK/NAME.code ("000": no answer, or
@@ -81,7 +111,7 @@ output = \"$WORK/$1\""
         [ "$2" -le "$_max" ] || _max=$2
         shift 3
     done
-    _try=1
+    _try=1 _delay=1
     while :; do
         now_ms
         _left=$(((DEADLINE_MS - NOW_MS) / 1000 / _n))
@@ -114,39 +144,52 @@ EOF
             return 1
         fi
         [ -n "$_again" ] || return 0
-        [ "$_try" -lt "$HTTP_TRIES" ] || break
-        log "$_method$_items: $_again, trying again"
+        now_ms
+        [ $((NOW_MS - START_MS)) -lt $((RETRY_S * 1000)) ] || break
+        log "$_method$_items: $_again, trying again in $_delay s"
+        sleep "$_delay"
         _try=$((_try + 1))
-        sleep 1
+        [ $((_try % 4)) != 1 ] || [ "$_delay" -ge 4 ] || _delay=$((_delay * 2))
     done
-    log "$_method$_items: $_again after $HTTP_TRIES tries"
+    log "$_method$_items: $_again after $_try tries in $(((NOW_MS - START_MS) / 1000)) s"
     case $_again in status*) return 0 ;; esac
     return 1
 }
 
 # http_item NAME MAX: one line of curl's report (_code _conn _size _exit)
 # for WORK/NAME: its status kept when the body came whole, else "000" and
-# the body emptied; _again or _stop set for what the next try should be.
+# the body emptied; _again (transient: try again) or _stop (definite) set,
+# and HTTP_FAIL_KIND, HTTP_FAIL for a failure.
 http_item() {
     case $_exit in ''|*[!0-9]*) _exit=$_rc ;; esac    # a curl before 7.75: its own status
     case $_size in ''|*[!0-9]*) _size=0 ;; esac
     case $_exit:$_code in
-        0:5??) echo "$_code" >"$WORK/$1.code"; _again="status $_code"; return 0 ;;
+        0:5??|0:429)
+            echo "$_code" >"$WORK/$1.code"; _again="status $_code"
+            http_failed unavailable "$_again"; return 0 ;;
         0:[1-4]??)
             if [ "$_size" -le "$2" ]; then echo "$_code" >"$WORK/$1.code"; return 0; fi
-            log "$_method $1: answer larger than $2 bytes: refused"; _stop=1 ;;
-        63:*|23:*) log "$_method $1: answer larger than $2 bytes: refused"; _stop=1 ;;
+            http_failed refused "answer larger than $2 bytes: refused"; _stop=1 ;;
+        63:*|23:*) http_failed refused "answer larger than $2 bytes: refused"; _stop=1 ;;
         *:000)
             case $_conn in
-                0|0.0|0.000000) _again="no connection" ;;    # connect failed
-                *) log "$_method $1: connected, no answer"; _stop=1 ;;
+                0|0.0|0.000000) _again="no connection"; http_failed unreachable "$_again" ;;
+                *) _again="connected, no answer"; http_failed silent "$_again" ;;
             esac ;;
-        28:*) log "$_method $1: answer not whole within the time limit: not saved"; _stop=1 ;;
-        *) log "$_method $1: answer cut short (curl status $_exit): not saved"
-           _again="answer cut short" ;;
+        28:*) _again="answer not whole within the time limit"; http_failed slow "$_again" ;;
+        *) _again="answer cut short (curl status $_exit)"; http_failed cut "$_again" ;;
     esac
+    if [ -n "$_stop" ]; then
+        log "$_method $1: $HTTP_FAIL"
+    elif [ "$_again" != "no connection" ]; then
+        log "$_method $1: $_again: not saved"
+    fi
     : >"$WORK/$1"
 }
+
+# http_failed KIND PHRASE: the last failure, for the stage's marker.
+# shellcheck disable=SC2034 # read by fetch-context
+http_failed() { HTTP_FAIL_KIND=$1 HTTP_FAIL=$2; }
 
 # get HEADER NAME MAX URL [NAME MAX URL]...: GET each URL into WORK/NAME. A
 # 404 leaves WORK/NAME empty (the provider has none), as does any failure;
@@ -318,7 +361,7 @@ seed_write() {
     _oldsrc=
     [ -e "$_seed/source" ] && _oldsrc=1
     set --
-    for _f in source user-data meta-data ucontext $_extras; do
+    for _f in source user-data meta-data ucontext failure $_extras; do
         [ -e "$_seed/$_f" ] || [ -L "$_seed/$_f" ] && set -- "$@" "$_seed/$_f"
     done
     if [ $# -eq 0 ] || mv -f "$@" "$_old/" 2>"$WORK/seed.err"; then
@@ -354,7 +397,9 @@ seed_rollback() {
     for _f in $_have; do [ -e "$_new/$_f" ] || set -- "$@" "$_seed/$_f"; done
     rm -f "$@"
     set --
-    for _f in user-data meta-data ucontext $_extras; do [ -e "$_old/$_f" ] && set -- "$@" "$_old/$_f"; done
+    for _f in user-data meta-data ucontext failure $_extras; do
+        [ -e "$_old/$_f" ] && set -- "$@" "$_old/$_f"
+    done
     if { [ $# -eq 0 ] || mv -f "$@" "$_seed/"; } &&
         { [ ! -e "$_old/source" ] || mv -f "$_old/source" "$_seed/source"; }; then
         log "cannot move the seed into $_seed: $_err; the old one kept, nothing written"
@@ -371,4 +416,38 @@ seed_tidy() {
     set +f
     rm -rf "$_seed"/.new.* "$_seed"/.old.* || log "cannot tidy $_seed"
     set -f
+}
+
+# --- the stage's marker ------------------------------------------------------
+# When the stage recognised the provider and got no data, it says so in
+# SEED: source (the provider) without user-data, and failure (one line:
+# KIND: why, KIND one of HTTP_FAIL_KIND's or "deadline", "none"). The
+# datasource then falls back to cloud-init's own datasource for that
+# provider. A seed already in SEED (source there) is kept as it is: it is
+# the context of an earlier boot, better than none.
+
+# marker_write SEED: WORK's provider and failure into SEED as the marker;
+# source last (failure first, the files of no seed removed before).
+marker_write() {
+    _seed=$1
+    if [ -e "$_seed/source" ] || [ -L "$_seed/source" ]; then
+        log "the seed already in $_seed kept"
+        return 0
+    fi
+    [ -s "$WORK/failure" ] || echo "none: no data" >"$WORK/failure"
+    if mkdir -p "$_seed" 2>"$WORK/seed.err" && chmod 700 "$_seed" 2>>"$WORK/seed.err" &&
+        rm -f "$_seed/user-data" "$_seed/meta-data" "$_seed/ucontext" 2>>"$WORK/seed.err" &&
+        cp "$WORK/failure" "$_seed/.failure.$$" 2>>"$WORK/seed.err" &&
+        mv -f "$_seed/.failure.$$" "$_seed/failure" 2>>"$WORK/seed.err" &&
+        cp "$WORK/provider" "$_seed/.source.$$" 2>>"$WORK/seed.err" &&
+        mv -f "$_seed/.source.$$" "$_seed/source" 2>>"$WORK/seed.err"; then
+        value failure
+        log "marker written to $_seed (source without user-data): $VALUE"
+        return 0
+    fi
+    _err=
+    read -r _err <"$WORK/seed.err"
+    rm -f "$_seed/.failure.$$" "$_seed/.source.$$" 2>/dev/null
+    log "cannot write the marker into $_seed: ${_err#*: }"
+    return 1
 }
