@@ -136,6 +136,7 @@ class DataSourceCernVM(sources.DataSource):
 
             records = os.path.join(self.paths.get_ipath() or self.paths.cloud_dir, "cernvm")
             azure_ready.report_once(records, self.ds_cfg)
+
     def _fall_back(self, why: Exception) -> bool:
         """No seed: cloud-init's own datasource for the provider this machine shows.
 
