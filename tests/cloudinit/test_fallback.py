@@ -13,12 +13,12 @@ from tests.harness import sandbox
 
 FAKE_AMICONFIG = sandbox.REPO / "tests" / "fakes" / "amiconfig"
 OLD_SYNTAX = (
-    "[amiconfig]\nplugins = cernvm\n[cernvm]\norganisations = cms\n"
+    "[amiconfig]\nplugins = condor\n[cernvm]\norganisations = cms\n"
     "#cloud-config\n"
     "runcmd:\n"
     " - [sh, -c, 'echo ran >> /var/log/runcmd-count']\n"
 )
-AMICONFIG_PART = "[amiconfig]\nplugins = cernvm\n[cernvm]\norganisations = cms\n"
+AMICONFIG_PART = "[amiconfig]\nplugins = condor\n[cernvm]\norganisations = cms\n"
 CD_UUID = "d8e02d56-2648-49a3-bf97-6be8f1204f38"
 #: an EC2 instance as cloud-init's own platform check knows it (20.4 wants the
 #: UUID starting with ec2 and equal to the serial); the rule table takes the vendor
@@ -39,7 +39,7 @@ def fallback_machine(machine_factory, **kwargs) -> sandbox.Machine:
     """A machine whose amiconfig is the stand-in that records what it got."""
     machine = machine_factory(
         extra_config={"datasource": {"CernVM": {
-            "amiconfig_command": str(FAKE_AMICONFIG),
+            "amiconfig_command": f"{FAKE_AMICONFIG} -c {FAKE_AMICONFIG}-default.cfg",
             "amiconfig_done_file": "/var/log/amiconfig-user.done"}}},
         **kwargs)
     (machine.dir / "var-log" / "fake-amiconfig").mkdir()

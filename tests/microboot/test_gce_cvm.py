@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakes.metadata import Instance, MetadataService
 
-from .conftest import Machine
+from .conftest import Machine, no_seed
 
 GCE = Machine(dmi={"product_name": "Google Compute Engine"})
 CVM = b"#! /bin/bash\nexit 0\n[amiconfig]\nplugins=cernvm\n[ucernvm-begin]\nresize_rootfs=off\n" \
@@ -47,5 +47,5 @@ def test_bad_cvm_user_data_is_exit_2(fetch) -> None:
     inst = Instance(attributes={"cvm-user-data": "!! not base64 !!"})
     with MetadataService("GCE", None, instance=inst) as svc:
         run = fetch(GCE, svc.url)
-    assert run.rc == 2 and not run.seed.exists()
+    assert run.rc == 2 and no_seed(run.seed)
     assert "GCE cvm-user-data is not valid base64" in run.stderr

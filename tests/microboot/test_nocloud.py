@@ -11,7 +11,7 @@ import pytest
 
 from tests.fakes.nocloud import SeedServer
 
-from .conftest import Machine, seed_files
+from .conftest import Machine, no_seed, seed_files
 
 UD = b"#cloud-config\nruncmd: [[touch, /tmp/x]]\n"
 KEY = "ssh-ed25519 AAAAC3Nza nc@example"
@@ -122,7 +122,7 @@ def test_meta_data_shapes(fetch, text: bytes, want: dict) -> None:
 def test_missing_seed_is_exit_2(fetch) -> None:
     with SeedServer({}) as srv:
         run = fetch(Machine(cmdline="ds=nocloud"))
-        assert run.rc == 2 and not run.seed.exists(), run.stderr
+        assert run.rc == 2 and no_seed(run.seed), run.stderr
         # a seed server that has neither file: an empty seed, as cloud-init's 404s
         run = fetch(Machine(cmdline=f"ds=nocloud;s={srv.url}/none/"))
     assert run.rc == 0, run.stderr

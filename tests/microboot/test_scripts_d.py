@@ -125,7 +125,9 @@ def boot(template: Path, top: Path, machine: Machine, *, later: bool = False,
               f"exec chroot {root} /bin/env PATH=/bin /bin/sh /init")
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CERNVM_SYSROOT": "/t/root",
            "CERNVM_MEDIA_DIR": "/t/media"}
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+    # a network namespace of its own: no probe of the stage reaches a real network
+    done = subprocess.run(["unshare", "--mount", "--net", "--propagation", "private",
+                           "sh", "-c", script],
                           env=env, capture_output=True, text=True, timeout=60, check=False)
     return Boot(done.returncode, done.stdout, done.stderr, root)
 
