@@ -58,10 +58,9 @@ def test_azure_reports_ready_once(machine_factory):
     machine = machine_factory()
     record = machine.dir / "wireserver"
     record.mkdir()
-    serve = (f"ip addr add 168.63.129.16/32 dev lo && exec {sandbox.VENV_PYTHON} -m "
-             f"tests.fakes.wireserver --host 168.63.129.16 --port 80 --record {record}"
-             " --lifetime 120")
-    machine.ready_services.append((["sh", "-c", serve], record / "ready"))
+    machine.add_service(["-m", "tests.fakes.wireserver", "--host", "168.63.129.16",
+                         "--port", "80", "--record", str(record), "--lifetime", "120"],
+                        address="168.63.129.16")
     machine.write_seed("Azure", "#cloud-config\n{}\n",
                        {"instance-id": "5c5b8e1a-3e0d-4d6b-9b9a-0123456789ab"})
     result = machine.boot()

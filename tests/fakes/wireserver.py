@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     with Wireserver(host=args.host, port=args.port, lifetime=args.lifetime,
                     record=args.record) as ws:
         (args.record / "ready").write_text(ws.endpoint + "\n")
-        print(f"wireserver on {ws.endpoint}", flush=True)
+        print(f"serving the wireserver on {ws.endpoint}", flush=True)
         threading.Event().wait(args.lifetime)
     return 0
 

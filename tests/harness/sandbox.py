@@ -195,9 +195,6 @@ class Machine:
             raise FileNotFoundError(f"cloud-init {release} is not unpacked; run tools/bootstrap")
         self.dmi = dmi
         self.cmdline = cmdline
-        #: (argv, ready file) of shell services started in the machine's
-        #: network namespace before each session (they leave the file when ready)
-        self.ready_services: list[tuple[list[str], Path]] = []
         #: addresses put on the namespace's loopback and commands started in
         #: the namespace before the stages (``add_service``)
         self.addresses: list[str] = []
@@ -461,15 +458,6 @@ class Machine:
                 'rm -f "$root/.dockerenv"',
             ]
         lines += ["hostname cernvm-sandbox", "ip link set lo up"]
-        # services for the machine (fakes), in its network namespace: each
-        # runs from the checkout, outside the chroot, and leaves a file
-        # behind when it listens; all end with the session
-        for argv, ready in self.ready_services:
-            lines += [f"rm -f {shlex.quote(str(ready))}",
-                      f"(cd {shlex.quote(str(REPO))} && exec {shlex.join(argv)}) &",
-                      'trap \'kill $(jobs -p) 2>/dev/null\' EXIT',
-                      f"for _ in $(seq 100); do [ -e {shlex.quote(str(ready))} ] && break;"
-                      " sleep 0.1; done"]
         lines += self._service_lines()
         python = python_for(self.release)
         job = {"env": env, "argv0": [str(python), cloud_init], "commands": commands}

@@ -70,9 +70,9 @@ def machine_on_seed(cloud: Cloud, boot: Booted, workdir: Path, release: str) -> 
     if cloud.source == "Azure":  # the wireserver that takes the ready report
         record = workdir / "wireserver"
         record.mkdir(parents=True)
-        serve = (f"ip addr add 168.63.129.16/32 dev lo && exec {sandbox.VENV_PYTHON} -m "
-                 f"tests.fakes.wireserver --host 168.63.129.16 --port 80 --record {record}")
-        machine.services.append((["sh", "-c", serve], record / "ready"))
+        machine.add_service(["-m", "tests.fakes.wireserver", "--host", "168.63.129.16",
+                             "--port", "80", "--record", str(record)],
+                            address="168.63.129.16")
     assert boot.res.workdir is not None
     src = boot.res.workdir / "out" / "context"
     shutil.copytree(src, machine.seed_dir, dirs_exist_ok=True)
