@@ -131,7 +131,8 @@ class DataSourceCernVM(sources.DataSource):
         """On Azure, the ready report to the wireserver, once per instance
         (``azure_ready``: cloud-init calls this in the network stage)."""
         super().activate(cfg, is_new_instance)
-        if self.provider == "Azure":
+        fallen_back = getattr(self, "_fallback", None) or {}  # older pickles lack it
+        if self.provider == "Azure" and not fallen_back.get("reported-ready"):
             from cloudinit_cernvm import azure_ready  # deferred: Azure only
 
             records = os.path.join(self.paths.get_ipath() or self.paths.cloud_dir, "cernvm")
@@ -230,12 +231,14 @@ class DataSourceCernVM(sources.DataSource):
             "evidence": evidence,
             "reason": reason,
             "network-config": network,
+            "reported-ready": fallback.reported_ready(ds),
         }
         self._crawled_metadata = {
             "meta-data": meta,
             "provider": provider,
             "seed-dir": self.seed_dir,
-            "fallback": {k: v for k, v in self._fallback.items() if k != "network-config"},
+            "fallback": {k: v for k, v in self._fallback.items()
+                         if k not in ("network-config", "reported-ready")},
         }
         self._restore_handler_shim()
 

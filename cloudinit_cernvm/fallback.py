@@ -83,6 +83,17 @@ def subplatform(dsname: str, delegate_subplatform: str) -> str:
     return f"fallback ({dsname}: {text})" if text and text != "unknown" else f"fallback ({dsname})"
 
 
+def reported_ready(delegate: object) -> bool:
+    """Whether cloud-init's own datasource already told the cloud it is ready.
+
+    cloud-init's Azure datasource reports ready to the wireserver while it
+    reads its data (22.x and later, when it brought up ephemeral networking:
+    its ``_negotiated`` flag); a second report from this package would say
+    the same thing again.
+    """
+    return getattr(delegate, "_negotiated", False) is True
+
+
 def network_config_disabled(sys_cfg: dict) -> bool:
     """Whether the system config turns network configuration off.
 

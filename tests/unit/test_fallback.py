@@ -77,3 +77,20 @@ def test_a_silent_service_bounds_the_delegates_wait():
 def test_other_failures_keep_the_delegates_own_patience(kind):
     cfg = {"datasource": {}}
     assert fallback.delegate_config(cfg, "Ec2", kind) is cfg
+
+
+class _Azure:
+    """Stands for cloud-init's Azure datasource after it read its data."""
+
+    def __init__(self, negotiated: object) -> None:
+        self._negotiated = negotiated
+
+
+@pytest.mark.parametrize(("delegate", "want"), [
+    (_Azure(True), True),     # it reported ready while it read (22.x+)
+    (_Azure(False), False),   # it did not (no ephemeral networking)
+    (_Azure(None), False),
+    (object(), False),        # a release or datasource without the flag
+])
+def test_a_ready_report_made_by_the_delegate_is_not_made_again(delegate, want):
+    assert fallback.reported_ready(delegate) is want
