@@ -179,62 +179,53 @@ class DataSourceCernVM(sources.DataSource):
             LOG.info("CernVM: the microboot stage found the service silent: cloud-init's %s "
                      "datasource waits at most %s s", delegate.dsname,
                      sys_cfg["datasource"][delegate.dsname].get("max_wait"))
+        limit = fallback.delegate_limit(self.ds_cfg, kind)
+        network_off = fallback.network_config_disabled(self.sys_cfg)
         try:
-            ds = _load(delegate)(sys_cfg, self.distro, self.paths)
-            found_data = ds._get_data()  # not get_data(): that would persist the delegate
-        except Exception as err:  # the delegate's fault must not break the boot
-            LOG.warning("CernVM: %s; %s: cloud-init's %s datasource failed: %s: %s",
-                        reason, seen, delegate.dsname, type(err).__name__, _redacted(err))
+            # in a child process, not get_data(): the whole reading is bounded
+            # (a stuck thread of the delegate dies with the child), and
+            # nothing of the delegate is persisted, only what it read
+            reading = fallback.read_in_child(
+                lambda: _delegate_reading(delegate, sys_cfg, self.distro, self.paths,
+                                          network_off),
+                limit)
+        except fallback.DelegateTimeout as err:
+            LOG.warning("CernVM: %s; %s: cloud-init's %s datasource %s: booting without "
+                        "user-data", reason, seen, delegate.dsname, err)
             return False
-        if not found_data:
+        except fallback.DelegateFailed as err:  # the delegate's fault must not break the boot
+            LOG.warning("CernVM: %s; %s: cloud-init's %s datasource failed: %s",
+                        reason, seen, delegate.dsname, _redacted(err))
+            return False
+        if reading is None:
             LOG.warning("CernVM: %s; %s: cloud-init's %s datasource found no data either: "
                         "booting without user-data", reason, seen, delegate.dsname)
             return False
-        self._take_over(ds, found.provider, found.evidence, reason)
+        self._take_over(reading, found.provider, found.evidence, reason)
         LOG.warning("CernVM: %s, so the microboot stage did not do its job; %s: the context "
                     "was read by cloud-init's %s datasource instead (%s)", reason, seen,
                     delegate.dsname, self._fallback["subplatform"])
         return True
 
-    def _take_over(self, ds: sources.DataSource, provider: str, evidence: str,
-                   reason: str) -> None:
-        """Keep what the delegate read, as plain data, and convert its user-data.
-
-        The metadata keys that cloud-init's base class reads (instance id,
-        hostname, keys, zone, region) are set from the delegate's own methods,
-        which some delegates override, so that this class answers as it would.
-        """
-        from cloudinit_cernvm import fallback
-
-        meta = dict(ds.metadata or {})
-        meta["instance-id"] = ds.get_instance_id()
-        hostname = _metadata_hostname(ds)
-        if hostname:
-            meta["local-hostname"] = hostname
-        keys = ds.get_public_ssh_keys()
-        if keys:
-            meta["public-keys"] = list(keys)
-        for key, value in (("availability-zone", ds.availability_zone), ("region", ds.region)):
-            if value:
-                meta[key] = value
-        self.metadata = meta
+    def _take_over(self, reading: dict, provider: str, evidence: str, reason: str) -> None:
+        """Keep what the delegate read (:func:`_delegate_reading`), and convert its user-data."""
+        self.metadata = reading["meta-data"]
         self.provider = provider
-        self.userdata_raw = _normalize(_as_bytes(ds.userdata_raw))
-        self.vendordata_raw = ds.vendordata_raw
-        if hasattr(ds, "vendordata2_raw"):  # cloud-init 21.4+
-            self.vendordata2_raw = ds.vendordata2_raw
-        self.dsmode = ds.dsmode
-        network = None if fallback.network_config_disabled(self.sys_cfg) else ds.network_config
+        self.userdata_raw = _normalize(_as_bytes(reading["user-data"]))
+        self.vendordata_raw = reading["vendor-data"]
+        if "vendor-data2" in reading and hasattr(self, "vendordata2_raw"):  # 21.4+
+            self.vendordata2_raw = reading["vendor-data2"]
+        self.dsmode = reading["dsmode"]
         self._fallback = {
-            "datasource": ds.dsname,
-            "subplatform": fallback.subplatform(ds.dsname, ds.subplatform),
+            "datasource": reading["datasource"],
+            "subplatform": reading["subplatform"],
             "evidence": evidence,
             "reason": reason,
-            "network-config": network,
-            "reported-ready": fallback.reported_ready(ds),
+            "network-config": reading["network-config"],
+            "reported-ready": reading["reported-ready"],
         }
         self._crawled_metadata = {
-            "meta-data": meta,
+            "meta-data": self.metadata,
             "provider": provider,
             "seed-dir": self.seed_dir,
             "fallback": {k: v for k, v in self._fallback.items()
@@ -314,6 +305,47 @@ def _load(delegate) -> type:
     import importlib
 
     return getattr(importlib.import_module(delegate.module), delegate.class_name)
+
+
+def _delegate_reading(delegate, sys_cfg: dict, distro, paths, network_off: bool) -> dict | None:
+    """What cloud-init's own datasource DELEGATE reads, as plain data (None: nothing).
+
+    The metadata keys that cloud-init's base class reads (instance id,
+    hostname, keys, zone, region) are taken from the delegate's own methods,
+    which some delegates override, so that the CernVM class answers as it
+    would. Its network config is computed here, with the delegate at hand,
+    unless the system config turns network configuration off (some compute
+    it from the machine's interfaces, and warn when there is none).
+    """
+    from cloudinit_cernvm import fallback
+
+    ds = _load(delegate)(sys_cfg, distro, paths)
+    if not ds._get_data():
+        return None
+    meta = dict(ds.metadata or {})
+    meta["instance-id"] = ds.get_instance_id()
+    hostname = _metadata_hostname(ds)
+    if hostname:
+        meta["local-hostname"] = hostname
+    keys = ds.get_public_ssh_keys()
+    if keys:
+        meta["public-keys"] = list(keys)
+    for key, value in (("availability-zone", ds.availability_zone), ("region", ds.region)):
+        if value:
+            meta[key] = value
+    reading = {
+        "meta-data": meta,
+        "user-data": ds.userdata_raw,
+        "vendor-data": ds.vendordata_raw,
+        "dsmode": ds.dsmode,
+        "datasource": ds.dsname,
+        "subplatform": fallback.subplatform(ds.dsname, ds.subplatform),
+        "network-config": None if network_off else ds.network_config,
+        "reported-ready": fallback.reported_ready(ds),
+    }
+    if hasattr(ds, "vendordata2_raw"):  # cloud-init 21.4+
+        reading["vendor-data2"] = ds.vendordata2_raw
+    return reading
 
 
 def _metadata_hostname(ds: sources.DataSource) -> str | None:

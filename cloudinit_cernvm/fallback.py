@@ -22,6 +22,15 @@ tools), so handing over would find nothing or something else.
 
 from __future__ import annotations
 
+import os
+import pickle
+import select
+import signal
+import time
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
 #: the stage a delegate runs in
 LOCAL = "local"
 NETWORK = "network"
@@ -129,3 +138,81 @@ def delegate_config(sys_cfg: dict, dsname: str, stage_failure: str) -> dict:
     own = datasources.get(dsname)
     datasources[dsname] = {**SILENT_WAIT, **(own if isinstance(own, dict) else {})}
     return {**sys_cfg, "datasource": datasources}
+
+
+#: the wall-clock limit of a delegate's reading, in seconds (``datasource:
+#: CernVM: fallback_timeout``): cloud-init's own datasources bound each wait
+#: for an answer, not the reading of one (a body trickling in at a byte a
+#: second, a connection cut and retried for minutes): this bounds the whole
+DELEGATE_LIMIT = 180.0
+#: the limit after a stage that found the service silent (SILENT_WAIT's
+#: 5 s of waiting, and room for cloud-init's own set-up of the delegate)
+SILENT_LIMIT = 15.0
+
+
+def delegate_limit(ds_cfg: dict, stage_failure: str) -> float:
+    """The wall-clock limit of the delegate, after a stage that failed so."""
+    value = ds_cfg.get("fallback_timeout") if isinstance(ds_cfg, dict) else None
+    try:
+        limit = float(value) if value is not None else DELEGATE_LIMIT
+    except (TypeError, ValueError):
+        limit = DELEGATE_LIMIT
+    limit = limit if limit > 0 else DELEGATE_LIMIT
+    return min(limit, SILENT_LIMIT) if stage_failure == "silent" else limit
+
+
+class DelegateTimeout(Exception):
+    """The delegate did not finish reading within its wall-clock limit."""
+
+
+class DelegateFailed(Exception):
+    """The delegate raised; the message names the exception, on one line."""
+
+
+def read_in_child(read: Callable[[], T], seconds: float) -> T:
+    """READ's result, computed in a child process that has SECONDS of wall clock.
+
+    A thread cannot be stopped: cloud-init's own datasources read from
+    worker threads (22.x's dual-stack requests), some with no time-out, and
+    a stuck one would keep the stage from ever exiting. In a child, the
+    whole reading dies at the limit (:class:`DelegateTimeout`). The result
+    comes back pickled (it must be plain data); an exception in READ comes
+    back as :class:`DelegateFailed`. The child leaves with ``os._exit``:
+    nothing of the parent's (buffers, exit handlers) runs twice.
+    """
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(rfd)
+            try:
+                payload = pickle.dumps((True, read()))
+            except BaseException as err:  # whatever READ raises goes back as text
+                payload = pickle.dumps((False, f"{type(err).__name__}: {err}"))
+            with os.fdopen(wfd, "wb") as out:
+                out.write(payload)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([rfd], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                raise DelegateTimeout(f"did not finish within {seconds:g} s")
+            chunk = os.read(rfd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(rfd)
+        os.waitpid(pid, 0)
+    try:
+        done, value = pickle.loads(b"".join(chunks))
+    except Exception:  # the child died before it said anything whole
+        raise DelegateFailed("its reader ended without an answer") from None
+    if not done:
+        raise DelegateFailed(value)
+    return value

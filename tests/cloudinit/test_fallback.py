@@ -215,13 +215,12 @@ def test_the_marker_on_a_machine_without_a_provider_is_one_warning(machine):
 def ec2_with_fault(machine_factory, tmp_path, fault: str) -> sandbox.Machine:
     """An EC2 machine whose metadata service at 169.254.169.254 has FAULT.
 
-    Releases before 25.1 only: their own Ec2 gives up at the first 503 on the
-    token (20.4: "Fatal error while requesting Ec2 IMDSv2 API tokens"), and
-    22.4's outlived the runner's 300 s on a silent service with the bounded
-    wait (not understood yet: README, "Faults")."""
+    A 503 only from 25.1 on: before, cloud-init's own Ec2 gives up at the
+    first 503 on the token (20.4: "Fatal error while requesting Ec2 IMDSv2 API
+    tokens"), so there is nothing to wait out."""
     probe = machine_factory()
-    if sandbox.version_key(probe.release) < (25, 1):
-        pytest.skip(f"cloud-init {probe.release}'s own Ec2 does not wait out these faults")
+    if fault.startswith("503") and sandbox.version_key(probe.release) < (25, 1):
+        pytest.skip(f"cloud-init {probe.release}'s own Ec2 does not wait out a 503")
     machine = fallback_machine(machine_factory, dmi=EC2_DMI)
     user_data = tmp_path / "user-data"
     user_data.write_text(OLD_SYNTAX)
@@ -267,3 +266,26 @@ def test_after_a_loaded_service_the_delegate_has_its_own_patience(machine_factor
     assert "unavailable: status 503" in warnings[0]
     assert "the context was read by cloud-init's Ec2 datasource instead" in warnings[0]
     assert " 503 503" in machine.service_log()  # the fault was met, and waited out
+
+
+def test_a_delegate_that_never_finishes_reading_is_cut_at_its_limit(machine_factory, tmp_path):
+    """A body at one byte a second outlives every wait cloud-init's Ec2 has
+    (each bounds the wait for an answer, not its reading): the delegate's
+    wall-clock limit ends it, with one warning, and the boot goes on."""
+    machine = fallback_machine(machine_factory, dmi=EC2_DMI)
+    config = machine.dir / "etc-cloud" / "cloud.cfg.d" / "98_limit.cfg"
+    config.write_text("datasource:\n  CernVM:\n    fallback_timeout: 6\n")
+    user_data = tmp_path / "user-data"
+    user_data.write_text(OLD_SYNTAX)
+    machine.add_service(
+        ["-m", "tests.fakes.metadata", "--provider", "EC2", "--user-data", str(user_data),
+         "--host", "169.254.169.254", "--port", "80", "--lifetime", "300", "--fault", "slow"],
+        address="169.254.169.254")
+    result = machine.boot(sandbox.BOOT_STAGES[:2])
+    assert_clean_boot(machine, result)
+    assert result.stage("init").seconds < 40, result.stage("init").seconds
+    assert result.v1["platform"] != "cernvm"
+    warnings = cernvm_warnings(machine)
+    assert len(warnings) == 1, warnings
+    assert "cloud-init's Ec2 datasource did not finish within 6 s" in warnings[0]
+    assert "booting without user-data" in warnings[0]

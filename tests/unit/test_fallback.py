@@ -94,3 +94,48 @@ class _Azure:
 ])
 def test_a_ready_report_made_by_the_delegate_is_not_made_again(delegate, want):
     assert fallback.reported_ready(delegate) is want
+
+
+def test_the_delegate_reads_in_a_child_and_its_result_comes_back():
+    assert fallback.read_in_child(lambda: {"meta-data": {"instance-id": "i-1"}, "pid": None},
+                                5) == {"meta-data": {"instance-id": "i-1"}, "pid": None}
+    import os
+
+    assert fallback.read_in_child(os.getpid, 5) != os.getpid()
+
+
+def test_what_the_delegate_raises_is_one_line_and_no_crash():
+    def read():
+        raise ValueError("bad answer from 169.254.169.254")
+
+    with pytest.raises(fallback.DelegateFailed, match="ValueError: bad answer"):
+        fallback.read_in_child(read, 5)
+
+
+def test_a_delegate_stuck_in_a_thread_ends_at_the_limit():
+    """A worker thread blocked for good (cloud-init 22.x reads in threads, one
+    request with no time-out) cannot be stopped in-process: the child dies."""
+    import threading
+    import time
+
+    def read():
+        stuck = threading.Thread(target=threading.Event().wait)  # not a daemon
+        stuck.start()
+        stuck.join()
+
+    started = time.monotonic()
+    with pytest.raises(fallback.DelegateTimeout, match="did not finish within 1 s"):
+        fallback.read_in_child(read, 1)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(("cfg", "failure", "want"), [
+    ({}, "", fallback.DELEGATE_LIMIT),
+    ({"fallback_timeout": 30}, "", 30.0),
+    ({"fallback_timeout": "x"}, "", fallback.DELEGATE_LIMIT),
+    ({"fallback_timeout": -1}, "", fallback.DELEGATE_LIMIT),
+    ({}, "silent", fallback.SILENT_LIMIT),
+    ({"fallback_timeout": 6}, "silent", 6.0),
+])
+def test_the_delegates_limit(cfg, failure, want):
+    assert fallback.delegate_limit(cfg, failure) == want
