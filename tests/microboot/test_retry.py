@@ -80,6 +80,18 @@ def test_a_silent_service_is_tried_again_within_the_budget(fetch) -> None:
     assert (run.seed / "failure").read_text().startswith("silent: connected, no answer")
 
 
+def test_a_service_silent_twice_in_a_row_is_not_waited_for_any_longer(fetch) -> None:
+    """Connected and no answer, twice: not a loaded service (that answers,
+    503 at least); the stage stops long before its 25 s budget, so that a
+    silent service costs at most 30 s with the fallback's short try."""
+    with MetadataService("EC2", UD, fault=Fault("silent")) as svc:
+        run = fetch(ec2("25"), svc.url, env=NO_TEST_BUDGET)
+    assert run.rc == 2 and run.seconds < 4 + 1 + 4 + 2, run.stderr
+    assert svc.count("PUT", "/latest/api/token") == 2
+    assert "connected, no answer after 2 tries" in run.stderr
+    assert (run.seed / "failure").read_text().startswith("silent: connected, no answer")
+
+
 def test_a_slow_answer_is_bounded(fetch) -> None:
     with MetadataService("OpenStack", UD, fault=Fault("slow")) as svc:
         run = fetch(openstack("3"), svc.url, env=NO_TEST_BUDGET)
@@ -95,7 +107,7 @@ def test_no_retry_with_a_budget_of_0(fetch) -> None:
 
 
 @pytest.mark.parametrize(("word", "said"), [
-    ("abc", "cernvm.retry: not a number of seconds; 15 s"),
+    ("abc", "cernvm.retry: not a number of seconds; 25 s"),
     ("9" * 200, "cernvm.retry: more than 30 s; 30 s"),
     ("31", "cernvm.retry: more than 30 s; 30 s"),
 ])
@@ -116,7 +128,7 @@ def test_the_deadline_follows_the_budget(fetch) -> None:
 def test_the_default_budget(fetch) -> None:
     run = fetch(ec2(), "http://127.0.0.1:9", env=NO_TEST_BUDGET)
     assert run.rc == 2
-    assert 15 <= run.seconds < 15 + 4 + 1, run.stderr
+    assert 25 <= run.seconds < 25 + 4 + 1, run.stderr
     assert is_marker(run.seed)
     assert (run.seed / "failure").read_text().startswith("unreachable: no connection")
 

@@ -68,7 +68,7 @@ HTTP_SMALL=8192    # the cap of an id, a name, a zone, a token, a key
 HTTP_FAIL_KIND='' HTTP_FAIL=''
 
 # The retry budget: default and most, in seconds (README, "Retries").
-RETRY_DEFAULT_S=15
+RETRY_DEFAULT_S=25
 RETRY_MAX_S=30
 
 # retry_budget: RETRY_S from the kernel command line's cernvm.retry=SECONDS
@@ -111,7 +111,7 @@ output = \"$WORK/$1\""
         [ "$2" -le "$_max" ] || _max=$2
         shift 3
     done
-    _try=1 _delay=1
+    _try=1 _delay=1 _silent=0
     while :; do
         now_ms
         _left=$(((DEADLINE_MS - NOW_MS) / 1000 / _n))
@@ -146,6 +146,11 @@ EOF
         [ -n "$_again" ] || return 0
         now_ms
         [ $((NOW_MS - START_MS)) -lt $((RETRY_S * 1000)) ] || break
+        # silent twice in a row (connected, no answer): a loaded service
+        # answers, even if only 503; cloud-init's own datasource is left
+        # its short try (the marker says silent) instead of the whole budget
+        case $_again in "connected, no answer") _silent=$((_silent + 1)) ;; *) _silent=0 ;; esac
+        [ "$_silent" -lt 2 ] || break
         log "$_method$_items: $_again, trying again in $_delay s"
         sleep "$_delay"
         _try=$((_try + 1))
