@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import shutil
 import re
+import shutil
 from pathlib import Path
 
 import pytest

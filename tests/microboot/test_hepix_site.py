@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 
 from cloudinit_cernvm import cli
+from tests.iso.iso_helpers import extract
 from tests.microboot.conftest import Machine, seed_files
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "iso"))
-from iso_helpers import extract  # noqa: E402
 
 PROLOG = b'#!/bin/bash\n. "$CONTEXT_DIR/site.conf"\ntar xzf ./site.tgz\n'
 EPILOG = b"#!/bin/bash\necho epilog $1\n"

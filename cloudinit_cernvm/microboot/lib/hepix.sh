@@ -49,7 +49,7 @@ hepix_keep() {
         [ "$_hs" -le "$HEPIX_MAX_SCAN" ] || break
         _hn=${_hf##*/}
         [ -e "$WORK/hepix/$_hn" ] && continue
-        [ -f "$_hf" ] && [ ! -L "$_hf" ] || continue
+        if [ ! -f "$_hf" ] || [ -L "$_hf" ]; then continue; fi
         [ $# -gt 0 ] && grep -qwF -e "$_hn" "$@" 2>/dev/null && hepix_take "$_hn" scripts
     done
     set -f

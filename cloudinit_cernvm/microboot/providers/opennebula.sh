@@ -217,7 +217,7 @@ provider_fetch() {
                esac ;;
         esac
     fi
-    # shellcheck source=../lib/hepix.sh
+    # shellcheck source=cloudinit_cernvm/microboot/lib/hepix.sh
     . "$MB_DIR/lib/hepix.sh"
     hepix_keep
     return 0
