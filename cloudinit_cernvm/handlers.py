@@ -107,7 +107,7 @@ def handle_part(data, ctype, filename, payload, frequency=None, headers=None) ->
 
 def _site_prolog(data) -> None:
     """The seed's HEPiX site context, when it has one (``hepix.py``)."""
-    seed_dir = getattr(data.datasource, "seed_dir", None)
+    seed_dir = getattr(getattr(data, "datasource", None), "seed_dir", None)
     if not seed_dir or not os.path.isdir(os.path.join(seed_dir, "hepix")):
         return  # the common case: no import
     from cloudinit_cernvm import hepix
