@@ -531,13 +531,15 @@ def run_bounded(
     timeout: float,
     output_path: str,
     grace: float = KILL_GRACE,
+    cwd: str = "/",
 ) -> RunResult:
     """Run ``argv`` in its own process group, at most ``timeout`` seconds.
 
     Output (stdout and stderr together) goes to ``output_path`` (0600), not to
     a pipe: a daemon a plugin starts may keep a pipe open forever, a file it
     may. Past the limit the whole group gets SIGTERM, then SIGKILL after
-    ``grace`` seconds, so that no child of it runs on unseen.
+    ``grace`` seconds, so that no child of it runs on unseen. It runs in
+    ``cwd`` (``/``: nothing of cloud-init's working directory).
     """
     result = RunResult(argv=list(argv))
     started = time.monotonic()
@@ -550,7 +552,7 @@ def run_bounded(
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
                 stderr=subprocess.STDOUT,
-                cwd="/",
+                cwd=cwd,
                 start_new_session=True,
                 close_fds=True,
             )

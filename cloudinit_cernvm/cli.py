@@ -345,7 +345,7 @@ def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
         report["user_data"] = ud
     records: dict[str, Any] = {}
     base = _instance_dir(Path(cloud_dir)) / "cernvm"
-    for name in ("amiconfig.json", "ucernvm.json"):
+    for name in ("amiconfig.json", "ucernvm.json", "hepix.json"):
         path = base / name
         if not os.path.lexists(path):
             continue

@@ -10,7 +10,9 @@ it:
 ``hepix`` (label ``CONTEXT``)
     the HEPiX context CD: ``context.sh`` with ``EC2_USER_DATA`` (base64) and
     ``ROOT_PUBKEY`` naming the key file ``root.pub`` on the same disk, plus
-    ``prolog.sh`` and ``epilog.sh`` when given.
+    ``prolog.sh`` and ``epilog.sh`` (the site contextualization) and the
+    ``--file`` files, at the top under their names and listed in ``FILES``,
+    when given.
 ``opennebula`` (label ``CONTEXT``)
     OpenNebula's context CD: ``context.sh`` with ``USER_DATA`` (base64),
     ``USERDATA_ENCODING=base64``, ``SSH_PUBLIC_KEY``, ``SET_HOSTNAME`` (and
@@ -151,6 +153,8 @@ class Context:
     hostname: str | None = None
     prolog: bytes | None = None
     epilog: bytes | None = None
+    #: ``--file``: name on the CD -> content (hepix only)
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 # --- checks ------------------------------------------------------------------
@@ -294,6 +298,9 @@ def hepix_tree(ctx: Context) -> Tree:
         tree["prolog.sh"] = ctx.prolog
     if ctx.epilog is not None:
         tree["epilog.sh"] = ctx.epilog
+    if ctx.files:
+        variables["FILES"] = " ".join(sorted(ctx.files))
+        tree.update(ctx.files)
     tree["context.sh"] = render_context_sh(variables)
     return tree
 
@@ -432,6 +439,8 @@ def build_tree(fmt: str, ctx: Context) -> Tree:
     check_user_data_size(fmt, ctx.user_data)
     if fmt != "hepix" and (ctx.prolog is not None or ctx.epilog is not None):
         raise ContextMediaError("--prolog and --epilog go with --format hepix only")
+    if fmt != "hepix" and ctx.files:
+        raise ContextMediaError("--file goes with --format hepix only")
     return BUILDERS[fmt](ctx)
 
 
@@ -625,6 +634,7 @@ def context_from_args(args: argparse.Namespace) -> Context:
             ("--prolog", args.prolog),
             ("--epilog", args.epilog),
             *(("--ssh-key", path) for path in args.ssh_key or []),
+            *(("--file", path) for path in getattr(args, "file", None) or []),
         )
         if value == "-"
     ]
@@ -656,6 +666,7 @@ def context_from_args(args: argparse.Namespace) -> Context:
         hostname=check_hostname(hostname) if hostname else None,
         prolog=read_input(args.prolog, "--prolog") if args.prolog else None,
         epilog=read_input(args.epilog, "--epilog") if args.epilog else None,
+        files=read_site_files(getattr(args, "file", None) or []),
     )
 
 
@@ -685,12 +696,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prolog", metavar="FILE", help="prolog.sh for the hepix format")
     parser.add_argument("--epilog", metavar="FILE", help="epilog.sh for the hepix format")
     parser.add_argument(
+        "--file",
+        metavar="FILE",
+        action="append",
+        help="a file for the hepix format's scripts: on the CD under its name, listed in"
+        " context.sh's FILES; may be repeated",
+    )
+    parser.add_argument(
         "--convert",
         action="store_true",
         help="store the user-data converted to MIME multipart (as 'convert' prints it)",
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUT.iso", help="image to write")
     parser.add_argument("--force", action="store_true", help="overwrite OUT.iso if it exists")
+
+
+#: names the hepix CD holds already, never a --file's
+HEPIX_OWN_NAMES = frozenset({"context.sh", "prolog.sh", "epilog.sh", "root.pub"})
+_SITE_FILE_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,254}\Z")
+
+
+def read_site_files(paths: list[str]) -> dict[str, bytes]:
+    """The ``--file`` files by their base names, which the microboot stage keeps.
+
+    The stage keeps only names of ``A-Z a-z 0-9 . _ + -`` not starting with
+    ``.`` (names on a CD are untrusted there), so a name it would drop is
+    refused here, as is one the CD holds already or a name given twice.
+    """
+    files: dict[str, bytes] = {}
+    for path in paths:
+        if path == "-":
+            raise ContextMediaError("--file -: a file's name goes on the CD; give a path")
+        name = os.path.basename(path)
+        if not _SITE_FILE_NAME.match(name):
+            raise ContextMediaError(f"--file {path}: the name on the CD may hold only"
+                                    " A-Z a-z 0-9 . _ + - and not start with '.'")
+        if name in HEPIX_OWN_NAMES or name in files:
+            raise ContextMediaError(f"--file {path}: the CD has a file {name} already")
+        files[name] = read_input(path, "--file")
+    return files
 
 
 def make_iso(args: argparse.Namespace) -> str:

@@ -20,6 +20,9 @@ user-data of a new instance, so everything here runs once per instance.
 - ``text/x-shellscript-before-amiconfig``: old-syntax ``#!/bin/sh.before``
   scripts, collected and run right before amiconfig.
 - ``text/ucernvm``: recorded and compared with the seed (``ucernvm_record.py``).
+- the HEPiX site context (the seed's ``hepix/``): its ``prolog.sh`` runs at
+  the new instance's first ``__begin__``, before cloud-init walks any part,
+  and its ``epilog.sh`` is left for ``scripts_user`` to run last (``hepix.py``).
 
 This module only adapts cloud-init's calls to those plain functions; no
 fault of amiconfig, of a script or of a part escapes it as an exception.
@@ -86,6 +89,7 @@ def handle_part(data, ctype, filename, payload, frequency=None, headers=None) ->
     try:
         if ctype == CONTENT_START:
             _current = _Pass()
+            _site_prolog(data)
         elif ctype == CONTENT_END:
             done, _current = _current, None
             if done is not None:
@@ -99,6 +103,17 @@ def handle_part(data, ctype, filename, payload, frequency=None, headers=None) ->
 
         LOG.warning("CernVM: %s handler failed on %s: %s: %s", ctype,
                     redact_text(str(filename)), type(err).__name__, redact_text(str(err)))
+
+
+def _site_prolog(data) -> None:
+    """The seed's HEPiX site context, when it has one (``hepix.py``)."""
+    seed_dir = getattr(getattr(data, "datasource", None), "seed_dir", None)
+    if not seed_dir or not os.path.isdir(os.path.join(seed_dir, "hepix")):
+        return  # the common case: no import
+    from cloudinit_cernvm import hepix
+
+    hepix.begin(_cernvm_dir(data), seed_dir, os.path.join(data.get_ipath(), "scripts"),
+                _ds_cfg(data), os.environ)
 
 
 def _text(payload) -> str:

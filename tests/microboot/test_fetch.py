@@ -7,6 +7,7 @@ import base64
 import gzip
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -278,6 +279,10 @@ def test_hepix_context_cd(fetch) -> None:
                                  "prolog.sh": b"#!/bin/sh\n", "epilog.sh": b"#!/bin/sh\n"}})
     run = fetch(m)
     assert run.rc == 0, run.stderr
+    # the site context apart (tests/microboot/test_hepix_site.py)
+    assert sorted(p.name for p in (run.seed / "hepix").iterdir()) == [
+        "context.sh", "epilog.sh", "prolog.sh", "root.pub"]
+    shutil.rmtree(run.seed / "hepix")
     assert seed_files(run.seed) == {
         "source": b"OpenNebula\n",
         "user-data": b"[cernvm]\norganisations = atlas\nrepositories = atlas,grid\n"

@@ -232,3 +232,20 @@ def test_later_boot_fetches_nothing_and_sources_the_saved_ucontext(initrd_templa
     assert b.seen["UCONTEXT_SRC"] == "(none)"
     assert b.seen["_UCONTEXT_CVMFS_SERVER"] == "s 1"
     assert not (b.root / "user-data").exists() and not (b.root / "cernvm-seed").exists()
+
+
+def test_hepix_site_context_reaches_the_scratch_disk(initrd_template: Path,
+                                                      tmp_path: Path) -> None:
+    """13context_epilog copies files only: 13context_seed adds hepix/, private."""
+    ctx_sh = b"EC2_USER_DATA='W2FtaWNvbmZpZ10K'\nFILES='site.tgz'\n"
+    m = Machine(media={"CONTEXT": {"context.sh": ctx_sh, "prolog.sh": b"echo p\n",
+                                   "epilog.sh": b"echo e\n", "site.tgz": b"tgz"}})
+    b = boot(initrd_template, tmp_path, m)
+    assert b.rc == 0, b.err
+    assert b.seen["UCONTEXT_SRC"] == "OpenNebula"
+    site = b.context / "hepix"
+    assert {p.name: p.read_bytes() for p in site.iterdir()} == {
+        "context.sh": ctx_sh, "prolog.sh": b"echo p\n", "epilog.sh": b"echo e\n",
+        "site.tgz": b"tgz"}
+    assert modes(site) == {".": 0o700, **{p.name: 0o600 for p in site.iterdir()}}
+    assert modes(b.context)["."] == 0o700

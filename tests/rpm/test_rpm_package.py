@@ -171,6 +171,9 @@ def test_package_holds_every_part_under_the_spec_paths(builds, sitelib):
         f"/{MICROBOOT}/fetch-context",
         "/usr/libexec/cloudinit-cernvm/amiconfig-user-guard",
         "/usr/lib/systemd/system/vmcontext_hepix.service.d/cloudinit-cernvm.conf",
+        "/usr/libexec/cloudinit-cernvm/hepix-guard",
+        "/usr/lib/systemd/system/vmcontext_prolog.service.d/cloudinit-cernvm.conf",
+        "/usr/lib/systemd/system/vmcontext_epilog.service.d/cloudinit-cernvm.conf",
     ):
         assert wanted in files, f"{wanted} missing from the package"
     assert any(f.endswith("/README.rst") and "/doc/" in f for f in files)

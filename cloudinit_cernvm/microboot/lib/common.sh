@@ -327,10 +327,13 @@ meta_json() {
 # disk image) replace the old ones when this run has them; an old one this
 # run has not is left alone, as are files of the seed that are not ours.
 SEED_EXTRAS="extra-user-data extra-ucontext pickup.tar.gz azure.iso"
+# Directories of the seed (lib/hepix.sh's site context): staged, moved and
+# put back whole like a file; an old one this run has not goes, as meta-data.
+SEED_DIRS="hepix"
 
 # seed_write SEED: WORK's user-data, meta-data, ucontext (when not empty),
-# the SEED_EXTRAS it has and source become the seed; an old meta-data or
-# ucontext this run has not goes.
+# the SEED_EXTRAS and SEED_DIRS it has and source become the seed; an old
+# meta-data, ucontext or SEED_DIRS directory this run has not goes.
 # Files 0600, SEED 0700. Returns 1 (one log line) with the old seed as it
 # was.
 seed_write() {
@@ -339,6 +342,8 @@ seed_write() {
     _extras=
     for _f in $SEED_EXTRAS; do [ -f "$WORK/$_f" ] && _extras="$_extras $_f"; done
     _have="$_have$_extras"
+    _dirs=
+    for _f in $SEED_DIRS; do [ -d "$WORK/$_f" ] && _dirs="$_dirs $_f"; done
     for _f in source user-data meta-data ucontext $_extras; do
         if [ -d "$_seed/$_f" ] && [ ! -L "$_seed/$_f" ]; then
             log "cannot write the seed: $_seed/$_f is a directory; nothing written"
@@ -356,17 +361,25 @@ seed_write() {
         _seed_cannot
         return 1
     fi
+    for _f in $_dirs; do
+        if ! cp -R "$WORK/$_f" "$_new/" 2>"$WORK/seed.err" ||
+            ! chmod -R u=rwX,go= "$_new/$_f" 2>"$WORK/seed.err"; then
+            _seed_cannot
+            return 1
+        fi
+    done
     set -- "$_seed"
     for _f in $_have source; do set -- "$@" "$_new/$_f"; done
     if ! chmod u=rwX,go= "$@" 2>"$WORK/seed.err"; then
         _seed_cannot
         return 1
     fi
+    _have="$_have$_dirs"
     # the old seed out of the way, source first: from here on, no seed
     _oldsrc=
     [ -e "$_seed/source" ] && _oldsrc=1
     set --
-    for _f in source user-data meta-data ucontext failure $_extras; do
+    for _f in source user-data meta-data ucontext failure $_extras $SEED_DIRS; do
         [ -e "$_seed/$_f" ] || [ -L "$_seed/$_f" ] && set -- "$@" "$_seed/$_f"
     done
     if [ $# -eq 0 ] || mv -f "$@" "$_old/" 2>"$WORK/seed.err"; then
@@ -400,9 +413,9 @@ seed_rollback() {
     # SEED/source is the old one while it was not moved away, else new
     if [ -z "$_oldsrc" ] || [ -e "$_old/source" ]; then set -- "$_seed/source"; fi
     for _f in $_have; do [ -e "$_new/$_f" ] || set -- "$@" "$_seed/$_f"; done
-    rm -f "$@"
+    rm -rf "$@"
     set --
-    for _f in user-data meta-data ucontext failure $_extras; do
+    for _f in user-data meta-data ucontext failure $_extras $SEED_DIRS; do
         [ -e "$_old/$_f" ] && set -- "$@" "$_old/$_f"
     done
     if { [ $# -eq 0 ] || mv -f "$@" "$_seed/"; } &&

@@ -180,7 +180,8 @@ provider_fetch() {
     # line is meant
     _c=$WORK/ctx.
     context_vars "$MEDIA_FILE" "$_c" EC2_USER_DATA USER_DATA USERDATA USERDATA_ENCODING \
-        USER_DATA_ENCODING VMID SET_HOSTNAME HOSTNAME SSH_PUBLIC_KEY ROOT_PUBKEY
+        USER_DATA_ENCODING VMID SET_HOSTNAME HOSTNAME SSH_PUBLIC_KEY ROOT_PUBKEY \
+        USER_PUBKEY FILES
     # the first set and not empty, as contextsh.user_data
     _ud=
     for _v in EC2_USER_DATA USER_DATA USERDATA; do [ -s "$_c$_v" ] && { _ud=$_v; break; }; done
@@ -216,5 +217,8 @@ provider_fetch() {
                esac ;;
         esac
     fi
+    # shellcheck source=cloudinit_cernvm/microboot/lib/hepix.sh
+    . "$MB_DIR/lib/hepix.sh"
+    hepix_keep
     return 0
 }
