@@ -102,14 +102,14 @@ ec2_network() {
 # its lines when it has a line end (cloud-init's MetadataLeafDecoder). Returns
 # 1 for a character that no address, prefix or number has.
 ec2_net_value() {
-    VALUE='' _nl='' _sep=''
+    VALUE='' _nl='' _vsep=''
     while IFS= read -r _l; do
         case $_l in *[!0-9a-fA-F.:/]*) return 1 ;; esac
-        VALUE="$VALUE$_sep\"$_l\"" _sep=', ' _nl=1
+        VALUE="$VALUE$_vsep\"$_l\"" _vsep=', ' _nl=1
     done <"$1"
     if [ -n "$_l" ]; then
         case $_l in *[!0-9a-fA-F.:/]*) return 1 ;; esac
-        VALUE="$VALUE$_sep\"$_l\""
+        VALUE="$VALUE$_vsep\"$_l\""
     fi
     if [ -n "$_nl" ]; then VALUE="[$VALUE]"
     elif [ -z "$VALUE" ]; then VALUE='""'
