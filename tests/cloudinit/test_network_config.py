@@ -13,11 +13,14 @@ renders cloud-init's fallback (DHCP on one interface) and the files differ.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from tests.cloudinit.helpers import cernvm_warnings
-from tests.fakes.metadata import EC2_TWO_NICS, OPENSTACK_NETWORK_DATA
+from tests.fakes.metadata import EC2_TWO_NICS, OPENSTACK_NETWORK_DATA, Instance, MetadataService
+from tests.microboot.conftest import Machine as StageMachine
+from tests.microboot.conftest import busybox_path, run_fetch
 
 #: the eni renderer, and the network configured (the sandbox turns it off)
 NETWORK_ON = {"network": {}, "system_info": {"distro": "debian",
@@ -72,8 +75,10 @@ CASES = {
 META = {"instance-id": "i-0abc", "local-hostname": "cvm-net"}
 
 
-def _local_stage(machine, source: str, network_data: bytes | None, kind: str | None = None):
-    machine.write_seed(source, "#cloud-config\n{}\n", META)
+def _local_stage(machine, source: str | None, network_data: bytes | None,
+                 kind: str | None = None):
+    if source is not None:
+        machine.write_seed(source, "#cloud-config\n{}\n", META)
     if network_data is not None:
         path = machine.seed_dir / "network-data"
         path.write_bytes(network_data)
@@ -142,3 +147,26 @@ def test_network_config_disabled_is_respected(machine_factory, release):
     assert ours is None  # nothing rendered
     assert cernvm_warnings(machine) == []
     assert "network config version" not in machine.log  # not even converted
+
+
+@pytest.mark.parametrize("provider", ["EC2", "OpenStack"])
+def test_the_stages_seed_end_to_end(machine_factory, release, tmp_path, provider):
+    """The microboot stage against the fake service, then the local stage on
+    the seed it wrote: the same file as the release's own converter renders."""
+    stage = tmp_path / "stage"
+    dmi = {"EC2": {"sys_vendor": "Amazon EC2"}, "OpenStack": {"product_name": "OpenStack Nova"}}
+    with MetadataService(provider, b"#cloud-config\n{}\n",
+                         instance=Instance(nics=EC2_TWO_NICS)) as svc:
+        run = run_fetch(busybox_path(tmp_path / "bb"), stage, StageMachine(dmi=dmi[provider]),
+                        svc.url)
+    assert run.rc == 0, run.stderr
+    case = CASES["ec2" if provider == "EC2" else "openstack"]
+    machine = machine_factory(nics=case[2], extra_config=NETWORK_ON)
+    shutil.copytree(run.seed, machine.seed_dir)
+    result, ours = _local_stage(machine, None, None, case[3])
+    assert result.stages[1].returncode == 0, result.stages[1].stderr[-2000:]
+    reference = (machine.dir / "mnt-rw" / "reference" / "etc" / "network" / ENI).read_text()
+    assert ours == reference, f"cloud-init {release}:\n{ours}\n---\n{reference}"
+    for text in case[4]:
+        assert text in ours, ours
+    assert cernvm_warnings(machine) == []
