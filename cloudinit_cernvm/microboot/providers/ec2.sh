@@ -1,10 +1,11 @@
 # shellcheck shell=sh
 # EC2: IMDSv2 (a token from PUT, sent with every GET); IMDSv1 only where the
-# token request is not supported (404/405). Six requests: token, then in one
-# curl run user-data, identity document (id, zone, region), hostname, first
-# key and the list of network interfaces; then, in a second run, the keys of
-# each interface that cloud-init's Ec2 datasource renders network config
-# from (ec2_network): 4 for one interface, 6 each for several.
+# token request is not supported (404/405). The token, then in one curl run
+# user-data, identity document (id, zone, region), hostname, first key and
+# the list of network interfaces; then, in a second run, the keys of each
+# interface that cloud-init's Ec2 datasource renders network config from
+# (ec2_network): 4 for one interface, 6 each for several. 10 requests with
+# one interface, 18 with two.
 
 EC2_UD_MAX=32768    # EC2 takes 16 KiB of user-data
 EC2_MACS_MAX=32     # interfaces whose metadata is read (EC2 allows 15 a card)
