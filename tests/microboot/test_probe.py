@@ -36,7 +36,7 @@ def test_vac_found_by_the_probe(fetch) -> None:
     # the connect sent nothing; then EC2's own five requests (the fake speaks
     # HTTP/1.0: a connection each)
     assert [r.method for r in svc.requests] == ["PUT", *["GET"] * 9]
-    assert connections == 1 + 5
+    assert connections == 1 + 10  # the probe, then the requests
     assert "(probe)" in run.stderr
 
 
