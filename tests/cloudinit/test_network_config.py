@@ -157,7 +157,8 @@ def test_the_stages_seed_end_to_end(machine_factory, release, tmp_path, provider
     stage = tmp_path / "stage"
     dmi = {"EC2": {"sys_vendor": "Amazon EC2"}, "OpenStack": {"product_name": "OpenStack Nova"}}
     with MetadataService(provider, b"#cloud-config\n{}\n",
-                         instance=Instance(nics=EC2_TWO_NICS)) as svc:
+                         instance=Instance(nics=EC2_TWO_NICS,
+                                           network_data=OPENSTACK_NETWORK_DATA)) as svc:
         run = run_fetch(busybox_path(tmp_path / "bb"), stage, StageMachine(dmi=dmi[provider]),
                         svc.url)
     assert run.rc == 0, run.stderr

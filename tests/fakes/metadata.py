@@ -112,6 +112,16 @@ OPENSTACK_NETWORK_DATA: dict = {
     "services": [{"type": "dns", "address": "10.0.0.2"}],
 }
 
+#: the network_data.json of an instance with one port, on a subnet with DHCP,
+#: at qemu's default MAC (the whole-VM boots' NIC)
+OPENSTACK_ONE_PORT: dict = {
+    "links": [{"id": "tap52540012-34", "vif_id": "52540012-3456-4a7b-8c9d-0e1f2a3b4c5d",
+               "type": "ovs", "mtu": 1500, "ethernet_mac_address": "52:54:00:12:34:56"}],
+    "networks": [{"id": "network0", "type": "ipv4_dhcp", "link": "tap52540012-34",
+                  "network_id": "4c1e6a2b-8f3d-4e5a-9b7c-1d2e3f4a5b6c"}],
+    "services": [],
+}
+
 
 @dataclass
 class Instance:
@@ -127,7 +137,7 @@ class Instance:
     #: EC2: the network interfaces (``[]``: none listed, 404)
     nics: list[Nic] = field(default_factory=lambda: [dict(n) for n in EC2_ONE_NIC])
     #: OpenStack: network_data.json (None: 404, as a cloud without Neutron's)
-    network_data: dict | None = field(default_factory=lambda: OPENSTACK_NETWORK_DATA)
+    network_data: dict | None = field(default_factory=lambda: OPENSTACK_ONE_PORT)
 
 
 #: the dated versions each service keeps besides ``latest`` (what cloud-init's

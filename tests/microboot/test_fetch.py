@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.metadata import OPENSTACK_NETWORK_DATA, TOKEN, Instance, MetadataService
+from tests.fakes.metadata import OPENSTACK_ONE_PORT, TOKEN, Instance, MetadataService
 
 from .conftest import Machine, is_marker, run_fetch, seed_files
 
@@ -215,7 +215,7 @@ def test_openstack_service(fetch) -> None:
         "meta-data": meta(**{"instance-id": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
                              "local-hostname": "vm1.example.org", "public-keys": [KEY],
                              "availability-zone": "nova"}),
-        "network-data": json.dumps(OPENSTACK_NETWORK_DATA).encode()}
+        "network-data": json.dumps(OPENSTACK_ONE_PORT).encode()}
     assert len(svc.requests) == 3
 
 

@@ -123,7 +123,8 @@ def test_ec2_interface_key_failing_costs_the_network_data_only(fetch) -> None:
 
 
 def test_openstack_service_as_given(fetch) -> None:
-    with MetadataService("OpenStack", UD) as svc:
+    two = Instance(network_data=OPENSTACK_NETWORK_DATA)
+    with MetadataService("OpenStack", UD, instance=two) as svc:
         run = fetch(OPENSTACK, svc.url)
     assert run.rc == 0, run.stderr
     assert seed_files(run.seed)["network-data"] == json.dumps(OPENSTACK_NETWORK_DATA).encode()
