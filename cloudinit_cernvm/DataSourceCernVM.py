@@ -66,6 +66,8 @@ class DataSourceCernVM(sources.DataSource):
         self.provider: str | None = None
         #: plain data of a fallback boot (None: the seed was read); see _take_over
         self._fallback: dict | None = None
+        #: cloud-init's network config from the seed's network-data (None: none)
+        self._seed_network: dict | None = None
 
     def __str__(self) -> str:
         return f"{super().__str__()} [seed={self.seed_dir}]"
@@ -119,6 +121,7 @@ class DataSourceCernVM(sources.DataSource):
         self.dsmode = self._determine_dsmode(
             [meta_data.get("dsmode"), self.ds_cfg.get("dsmode")]
         )
+        self._seed_network = self._network_from_seed(seed)
         self._restore_handler_shim()
         LOG.info(
             "CernVM: seed %s: provider %s, instance %s, %d bytes of user-data",
@@ -126,6 +129,25 @@ class DataSourceCernVM(sources.DataSource):
             meta_data["instance-id"], len(seed.user_data),
         )
         return True
+
+    def _network_from_seed(self, seed) -> dict | None:
+        """The seed's network-data as cloud-init's network config (``network.py``),
+        computed here, in the stage that reads the seed (the local one), where
+        cloud-init applies it. Not computed when the system config turns
+        network configuration off (cloud-init would not apply it)."""
+        from cloudinit_cernvm import fallback  # deferred: see the module doc
+
+        if seed.network_data is None or fallback.network_config_disabled(self.sys_cfg):
+            return None
+        from cloudinit_cernvm import network  # deferred: seeds with network-data only
+
+        config = network.network_config(seed.provider, seed.network_data,
+                                        os.path.join(self.seed_dir, "network-data"),
+                                        self.distro, self.sys_cfg)
+        if config is not None:
+            LOG.info("CernVM: network config version %s from %s's network-data",
+                     config.get("version"), seed.provider)
+        return config
 
     def activate(self, cfg, is_new_instance):
         """On Azure, the ready report to the wireserver, once per instance
@@ -235,9 +257,12 @@ class DataSourceCernVM(sources.DataSource):
 
     @property
     def network_config(self):
-        """The delegate's network config on a fallback boot, else none (as before)."""
+        """The delegate's network config on a fallback boot, else the one from the
+        seed's network-data, else none: cloud-init's fallback (DHCP)."""
         fallback = getattr(self, "_fallback", None)  # pickles of older versions
-        return fallback.get("network-config") if fallback else None
+        if fallback:
+            return fallback.get("network-config")
+        return getattr(self, "_seed_network", None)
 
     def _get_cloud_name(self) -> str:
         if self.provider is None:

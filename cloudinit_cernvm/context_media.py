@@ -155,6 +155,8 @@ class Context:
     epilog: bytes | None = None
     #: ``--file``: name on the CD -> content (hepix only)
     files: dict[str, bytes] = field(default_factory=dict)
+    #: configdrive: network_data.json as given (checked: an object with links)
+    network_data: bytes | None = None
 
 
 # --- checks ------------------------------------------------------------------
@@ -350,8 +352,9 @@ def _json(value: object) -> bytes:
 def configdrive_tree(ctx: Context) -> Tree:
     """OpenStack's config drive: ``openstack/{2012-08-10,latest}/``.
 
-    No ``network_data.json``: nova writes one only for static networks, and an
-    empty one would make cloud-init's ConfigDrive datasource drop DHCP.
+    ``network_data.json`` only from ``--network-data``: nova writes one for
+    static networks, and an empty one would make cloud-init's ConfigDrive
+    datasource (and the CernVM datasource) drop DHCP.
     """
     meta: dict[str, object] = {"launch_index": 0}
     meta.update(ctx.meta_data)
@@ -365,6 +368,8 @@ def configdrive_tree(ctx: Context) -> Tree:
         tree[f"openstack/{version}/meta_data.json"] = _json(meta)
         if ctx.user_data is not None:
             tree[f"openstack/{version}/user_data"] = ctx.user_data
+        if ctx.network_data is not None:
+            tree[f"openstack/{version}/network_data.json"] = ctx.network_data
     tree["openstack/latest/vendor_data.json"] = b"{}"
     return tree
 
@@ -616,6 +621,22 @@ def convert_user_data(raw: bytes) -> bytes:
         raise ContextMediaError(f"--convert: {err}") from None
 
 
+def read_network_data(path: str, fmt: str) -> bytes:
+    """--network-data: an OpenStack network_data.json (an object with a
+    ``links`` list), for the configdrive format only; its bytes as given."""
+    if fmt != "configdrive":
+        raise ContextMediaError(f"--network-data is for the configdrive format, not {fmt}")
+    raw = read_input(path, "--network-data")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ContextMediaError(f"--network-data {path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("links"), list):
+        raise ContextMediaError(f"--network-data {path}: not an OpenStack network_data.json "
+                                "(an object with a 'links' list)")
+    return raw
+
+
 def _first(meta: Mapping[str, object], *names: str) -> str | None:
     for name in names:
         value = meta.get(name)
@@ -633,6 +654,7 @@ def context_from_args(args: argparse.Namespace) -> Context:
             ("--meta-data", args.meta_data),
             ("--prolog", args.prolog),
             ("--epilog", args.epilog),
+            ("--network-data", getattr(args, "network_data", None)),
             *(("--ssh-key", path) for path in args.ssh_key or []),
             *(("--file", path) for path in getattr(args, "file", None) or []),
         )
@@ -667,6 +689,8 @@ def context_from_args(args: argparse.Namespace) -> Context:
         prolog=read_input(args.prolog, "--prolog") if args.prolog else None,
         epilog=read_input(args.epilog, "--epilog") if args.epilog else None,
         files=read_site_files(getattr(args, "file", None) or []),
+        network_data=read_network_data(args.network_data, args.format)
+        if getattr(args, "network_data", None) else None,
     )
 
 
@@ -701,6 +725,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="a file for the hepix format's scripts: on the CD under its name, listed in"
         " context.sh's FILES; may be repeated",
+    )
+    parser.add_argument(
+        "--network-data",
+        metavar="FILE",
+        help="OpenStack network_data.json for the configdrive format (static addresses)",
     )
     parser.add_argument(
         "--convert",

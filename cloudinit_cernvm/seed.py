@@ -4,9 +4,10 @@ Plain functions over a directory, no cloud-init: the datasource, the command
 line and the tests share them. The layout is the contract between the two
 boot stages (DESIGN.md): ``source`` (required: without it the directory is
 no seed), ``user-data`` (required, may be empty: the provider had none),
-``meta-data`` (JSON, optional: older µCernVM writes none) and ``ucontext``
-(optional). ``source`` alone, without ``user-data``, is the stage's marker
-that it recognised the provider but could not fetch its data
+``meta-data`` (JSON, optional: older µCernVM writes none), ``ucontext``
+and ``network-data`` (optional, the provider's network description).
+``source`` alone, without ``user-data``, is the stage's marker that it
+recognised the provider but could not fetch its data
 (:class:`StageFailed`): the datasource then falls back to cloud-init's own
 datasource for the provider (``fallback.py``).
 
@@ -86,17 +87,21 @@ class Seed:
     costs every cloud-init stage that imports it.
     """
 
-    __slots__ = ("meta_data", "path", "problems", "provider", "ucontext_text", "user_data")
+    __slots__ = ("meta_data", "network_data", "path", "problems", "provider", "ucontext_text",
+                 "user_data")
 
     def __init__(self, path: str, provider: str, user_data: bytes,
                  meta_data: dict | None = None, ucontext_text: str = "",
-                 problems: list[str] | None = None) -> None:
+                 problems: list[str] | None = None,
+                 network_data: bytes | None = None) -> None:
         self.path = path
         self.provider = provider
         self.user_data = user_data
         self.meta_data = {} if meta_data is None else meta_data
         self.ucontext_text = ucontext_text
         self.problems = [] if problems is None else problems
+        #: ``network-data`` as the provider gave it (None: the seed has none)
+        self.network_data = network_data
 
     @property
     def known_provider(self) -> bool:
@@ -171,7 +176,9 @@ def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
 
     meta_data = _read_meta_data(os.path.join(path, "meta-data"), problems)
     ucontext_text = _read_optional_text(os.path.join(path, "ucontext"), problems)
-    return Seed(path, provider, user_data, meta_data, ucontext_text, problems)
+    network_data = _read_optional_bytes(os.path.join(path, "network-data"), problems)
+    return Seed(path, provider, user_data, meta_data, ucontext_text, problems,
+                network_data=network_data)
 
 
 def read_ucontext(path: str = DEFAULT_SEED_DIR) -> dict[str, str]:
@@ -241,6 +248,18 @@ def _read_optional_text(path: str, problems: list[str]) -> str:
     except OSError as err:
         problems.append(f"cannot read {path}: {_why(err)}; ignored")
         return ""
+
+
+def _read_optional_bytes(path: str, problems: list[str]) -> bytes | None:
+    """An optional file's bytes; None when it is not there (the usual case) or
+    cannot be read (a problem)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        return _read(path, MAX_SMALL_FILE)
+    except OSError as err:
+        problems.append(f"cannot read {path}: {_why(err)}; ignored")
+        return None
 
 
 def _read_meta_data(path: str, problems: list[str]) -> dict:

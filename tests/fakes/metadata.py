@@ -52,6 +52,77 @@ class Request:
     fault: str = ""
 
 
+#: EC2's per-interface metadata of one network interface, key -> answer, as
+#: IMDS gives it under ``meta-data/network/interfaces/macs/<mac>/`` (several
+#: values: one a line, no line end after the last)
+Nic = dict[str, str]
+
+
+def ec2_nic(mac: str, number: int, ipv4s: list[str], subnet: str, *, card: int | None = None,
+            ipv6s: list[str] | None = None, subnet6: str | None = None) -> Nic:
+    """One interface's tree as a VPC instance's IMDS has it (a key with no value
+    is absent: ``ipv6s`` without IPv6, ``network-card`` on one-card types)."""
+    nic = {"mac": mac, "device-number": str(number),
+           "interface-id": f"eni-0{number}1a2b3c4d5e6f7a8b", "owner-id": "123456789012",
+           "local-hostname": f"ip-{ipv4s[0].replace('.', '-')}.eu-west-1.compute.internal",
+           "local-ipv4s": "\n".join(ipv4s), "subnet-id": f"subnet-0{number}a1b2c3d4e5f60718",
+           "subnet-ipv4-cidr-block": subnet, "vpc-id": "vpc-0a1b2c3d4e5f60718",
+           "vpc-ipv4-cidr-block": "172.31.0.0/16", "security-group-ids": "sg-0123456789abcdef0",
+           "security-groups": "default"}
+    if card is not None:
+        nic["network-card"] = str(card)
+    if ipv6s:
+        nic["ipv6s"] = "\n".join(ipv6s)
+    if subnet6:
+        nic["subnet-ipv6-cidr-blocks"] = subnet6
+    return nic
+
+
+#: one interface, at qemu's default MAC (the whole-VM boots' NIC): what every
+#: VPC instance has
+EC2_ONE_NIC = [ec2_nic("52:54:00:12:34:56", 0, ["172.31.5.10"], "172.31.0.0/20")]
+#: two interfaces on one card: the primary with a secondary IPv4 address and
+#: IPv6, a second one (device 1) in another subnet
+EC2_TWO_NICS = [
+    ec2_nic("06:5f:3a:9b:10:01", 0, ["172.31.10.5", "172.31.10.6"], "172.31.0.0/20", card=0,
+            ipv6s=["2a05:d018:1:200::5"], subnet6="2a05:d018:1:200::/64"),
+    ec2_nic("06:5f:3a:9b:10:02", 1, ["172.31.20.7"], "172.31.16.0/20", card=0),
+]
+
+#: an OpenStack network_data.json as Nova writes it (metadata service and
+#: config drive): two ports, the first by DHCP, the second static with a
+#: route and its own DNS server
+OPENSTACK_NETWORK_DATA: dict = {
+    "links": [
+        {"id": "tapd0a3b1c4-5e", "vif_id": "d0a3b1c4-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+         "type": "ovs", "mtu": 1450, "ethernet_mac_address": "fa:16:3e:2a:4b:01"},
+        {"id": "tap7f8e9d0c-1b", "vif_id": "7f8e9d0c-1b2a-4c3d-9e8f-7a6b5c4d3e2f",
+         "type": "ovs", "mtu": 1500, "ethernet_mac_address": "fa:16:3e:2a:4b:02"},
+    ],
+    "networks": [
+        {"id": "network0", "type": "ipv4_dhcp", "link": "tapd0a3b1c4-5e",
+         "network_id": "4c1e6a2b-8f3d-4e5a-9b7c-1d2e3f4a5b6c"},
+        {"id": "network1", "type": "ipv4", "link": "tap7f8e9d0c-1b",
+         "ip_address": "10.20.0.15", "netmask": "255.255.255.0",
+         "routes": [{"network": "10.30.0.0", "netmask": "255.255.0.0",
+                     "gateway": "10.20.0.1"}],
+         "network_id": "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d",
+         "services": [{"type": "dns", "address": "10.20.0.2"}]},
+    ],
+    "services": [{"type": "dns", "address": "10.0.0.2"}],
+}
+
+#: the network_data.json of an instance with one port, on a subnet with DHCP,
+#: at qemu's default MAC (the whole-VM boots' NIC)
+OPENSTACK_ONE_PORT: dict = {
+    "links": [{"id": "tap52540012-34", "vif_id": "52540012-3456-4a7b-8c9d-0e1f2a3b4c5d",
+               "type": "ovs", "mtu": 1500, "ethernet_mac_address": "52:54:00:12:34:56"}],
+    "networks": [{"id": "network0", "type": "ipv4_dhcp", "link": "tap52540012-34",
+                  "network_id": "4c1e6a2b-8f3d-4e5a-9b7c-1d2e3f4a5b6c"}],
+    "services": [],
+}
+
+
 @dataclass
 class Instance:
     """What the fake instance reports besides the user-data."""
@@ -63,6 +134,10 @@ class Instance:
     region: str = "eu-west-1"
     #: GCE: further instance attributes (vcycle's cvm-user-data, ...)
     attributes: dict[str, str] = field(default_factory=dict)
+    #: EC2: the network interfaces (``[]``: none listed, 404)
+    nics: list[Nic] = field(default_factory=lambda: [dict(n) for n in EC2_ONE_NIC])
+    #: OpenStack: network_data.json (None: 404, as a cloud without Neutron's)
+    network_data: dict | None = field(default_factory=lambda: OPENSTACK_ONE_PORT)
 
 
 #: the dated versions each service keeps besides ``latest`` (what cloud-init's
@@ -255,6 +330,10 @@ class _Routes:
         }
         for n, key in enumerate(i.keys):
             items[f"/latest/meta-data/public-keys/{n}/openssh-key"] = (200, key.encode() + b"\n")
+        for nic in i.nics:
+            for name, value in nic.items():
+                items[f"/latest/meta-data/network/interfaces/macs/{nic['mac']}/{name}"] = \
+                    (200, value.encode())
         return self._lookup(items, path)
 
     def _gce(self, method: str, path: str, headers: dict[str, str]) -> Reply:
@@ -317,6 +396,9 @@ class _Routes:
             "/openstack/latest/user_data": self._ud(),
             "/openstack/latest/meta_data.json": (200, json.dumps(meta).encode()),
         }
+        if i.network_data is not None:
+            items["/openstack/latest/network_data.json"] = \
+                (200, json.dumps(i.network_data).encode())
         if path.rstrip("/") == "/openstack":
             return 200, "\n".join([*VERSIONS["OpenStack"], "latest"]).encode()
         return self._lookup(items, path)

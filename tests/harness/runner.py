@@ -18,8 +18,10 @@ def main() -> int:
     results = []
     for args in job["commands"]:
         started = time.monotonic()
+        # ("--python", SCRIPT, ARG...): a script on the release's interpreter
+        argv = [job["argv0"][0], *args[1:]] if args[:1] == ["--python"] else [*job["argv0"], *args]
         proc = subprocess.run(
-            [*job["argv0"], *args],
+            argv,
             env=job["env"],
             capture_output=True,
             text=True,

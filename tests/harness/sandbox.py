@@ -187,8 +187,15 @@ class Machine:
         dmi: dict[str, str] | None = None,
         cmdline: str = DEFAULT_CMDLINE,
         cernvm_config: Path | None = None,
+        nics: list[tuple[str, str]] | None = None,
     ) -> None:
         self.dir = Path(workdir)
+        #: network interfaces (name, MAC) the machine has, as virtual Ethernet
+        #: devices in its network namespace, seen through a sysfs of that namespace; with
+        #: them, ``/etc/network`` is kept (``etc-network``) and ifupdown's
+        #: programs are there, so that cloud-init's eni renderer is available
+        #: and writes ``/etc/network/interfaces.d/50-cloud-init``
+        self.nics = list(nics or [])
         self.release = release
         self.release_dir = RELEASES_DIR / release
         if not (self.release_dir / ".complete").exists():
@@ -199,7 +206,8 @@ class Machine:
         #: the namespace before the stages (``add_service``)
         self.addresses: list[str] = []
         self.services: list[list[str]] = []
-        for name in ("etc-cloud", "var-lib-cloud", "var-log", "run", "mnt-rw", "out", "ns"):
+        for name in ("etc-cloud", "var-lib-cloud", "var-log", "run", "mnt-rw", "out", "ns",
+                     *(("etc-network",) if self.nics else ())):
             (self.dir / name).mkdir(parents=True, exist_ok=True)
         self._write_config(extra_config or {}, cernvm_config or REPO / "cfg" / "90_cernvm.cfg")
 
@@ -348,7 +356,9 @@ class Machine:
     # --- internals ----------------------------------------------------------
     def _binds(self) -> list[tuple[str, str]]:
         d = self.dir
+        network = [("/etc/network", str(d / "etc-network"))] if self.nics else []
         return [
+            *network,
             ("/etc/cloud", str(d / "etc-cloud")),
             ("/var/lib/cloud", str(d / "var-lib-cloud")),
             ("/var/log", str(d / "var-log")),
@@ -395,6 +405,33 @@ class Machine:
                 f' [ $i -gt 100 ] && {{ echo "service {n} did not start" >&2; cat {log} >&2;'
                 " exit 1; }; sleep 0.1; done",
             ]
+        return lines
+
+    def _nic_lines(self, root: Path) -> list[str]:
+        """Shell lines that give the machine its interfaces (``nics``): virtual
+        Ethernet devices with those MACs, a sysfs of the namespace over the host's
+        ``/sys/class/net``, ifupdown's programs and ``/etc/network/interfaces``."""
+        if not self.nics:
+            return []
+        tools = CACHE / "ifupdown" / "sbin"
+        if not (tools / "ifup").exists():
+            raise FileNotFoundError(f"{tools}/ifup missing; run tools/bootstrap")
+        (self.dir / "etc-network" / "interfaces.d").mkdir(parents=True, exist_ok=True)
+        (self.dir / "etc-network" / "interfaces").write_text(
+            "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n")
+        lines = []
+        # vxlan: an Ethernet device whose MAC can be set, in every kernel's
+        # default build (dummy is often a module that a container cannot load)
+        for number, (name, mac) in enumerate(self.nics, 1):
+            lines += [f"ip link add {shlex.quote(name)} type vxlan id {number} dstport 4789",
+                      f"ip link set {shlex.quote(name)} address {shlex.quote(mac)}"]
+        lines += [
+            'mkdir -p "$ns/sysfs"; mount -t sysfs sysfs "$ns/sysfs"',
+            'mount --bind "$ns/sysfs/class/net" "$root/sys/class/net"',
+            'mount --bind "$ns/sysfs/devices/virtual/net" "$root/sys/devices/virtual/net"',
+        ]
+        for tool in ("ifup", "ifdown", "ifquery"):
+            lines.append(f'cp {shlex.quote(str(tools / tool))} "$root/usr/sbin/{tool}"')
         return lines
 
     def _script(self, commands: tuple[tuple[str, ...], ...]) -> str:
@@ -457,7 +494,7 @@ class Machine:
                 # is hidden (from the overlay; the host keeps it).
                 'rm -f "$root/.dockerenv"',
             ]
-        lines += ["hostname cernvm-sandbox", "ip link set lo up"]
+        lines += ["hostname cernvm-sandbox", "ip link set lo up", *self._nic_lines(root)]
         lines += self._service_lines()
         python = python_for(self.release)
         job = {"env": env, "argv0": [str(python), cloud_init], "commands": commands}

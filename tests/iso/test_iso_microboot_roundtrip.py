@@ -18,6 +18,7 @@ from iso_helpers import (
     extract,
     fake_sysroot,
     fetch_context,
+    make_iso,
     make_standard_image,
     public_key,
 )
@@ -52,3 +53,39 @@ def test_seed_from_image(tmp_path, fmt):
             assert meta.get("instance-id") in (None, IID)
         assert meta.get("local-hostname") in (None, HOSTNAME)
         assert [k.strip() for k in meta.get("public-keys", [public_key()])] == [public_key()]
+
+
+def test_config_drive_network_data_reaches_the_seed(tmp_path):
+    """make-iso --network-data: the stage keeps the image's network_data.json."""
+    from tests.fakes.metadata import OPENSTACK_NETWORK_DATA
+
+    raw = json.dumps(OPENSTACK_NETWORK_DATA, indent=2).encode()
+    (tmp_path / "net.json").write_bytes(raw)
+    (tmp_path / "ud").write_bytes(USER_DATA)
+    image = tmp_path / "ctx.iso"
+    assert make_iso("--format", "configdrive", "--user-data", tmp_path / "ud",
+                    "--network-data", tmp_path / "net.json", "--instance-id", IID,
+                    "-o", image) == 0
+    media = tmp_path / "media"
+    media.mkdir()
+    tree = extract(image, media / "config-2")
+    assert (tree / "openstack/latest/network_data.json").read_bytes() == raw
+    seed = tmp_path / "seed"
+    proc = fetch_context(media, fake_sysroot(tmp_path / "root"), seed)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (seed / "network-data").read_bytes() == raw
+    assert (seed / "network-data").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(("fmt", "content", "message"), [
+    ("configdrive", b"{not json", "not valid JSON"),
+    ("configdrive", b'{"networks": []}', "an object with a 'links' list"),
+    ("opennebula", b'{"links": []}', "for the configdrive format, not opennebula"),
+])
+def test_network_data_refused(tmp_path, capsys, fmt, content, message):
+    (tmp_path / "net.json").write_bytes(content)
+    assert make_iso("--format", fmt, "--network-data", tmp_path / "net.json",
+                    "-o", tmp_path / "x.iso") == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "x.iso").exists()

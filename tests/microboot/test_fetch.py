@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.metadata import TOKEN, Instance, MetadataService
+from tests.fakes.metadata import OPENSTACK_ONE_PORT, TOKEN, Instance, MetadataService
 
 from .conftest import Machine, is_marker, run_fetch, seed_files
 
@@ -48,13 +48,18 @@ def test_ec2_imdsv2(fetch) -> None:
         "meta-data": meta(**{"instance-id": "i-0123456789abcdef0",
                              "local-hostname": "vm1.example.org", "public-keys": [KEY],
                              "availability-zone": "eu-west-1a", "region": "eu-west-1"}),
+        "network-data": b'{"interfaces": {"macs": {"52:54:00:12:34:56": {"device-number": "0",'
+                        b' "local-ipv4s": "172.31.5.10", "subnet-ipv4-cidr-block":'
+                        b' "172.31.0.0/20"}}}}\n',
     }
-    assert len(svc.requests) <= 6
+    assert len(svc.requests) == 10  # token, 5 in one run, 4 keys of the one interface
     assert svc.count("GET", "/latest/user-data") == 1
     assert svc.count("PUT", "/latest/api/token") == 1
     gets = [r for r in svc.requests if r.method == "GET"]
     assert gets and all(r.headers.get("x-aws-ec2-metadata-token") == TOKEN for r in gets)
-    assert all(r.status == 200 for r in svc.requests)
+    # an interface without IPv6 has no ipv6s: the one 404
+    assert [r.path for r in svc.requests if r.status != 200] == [
+        "/latest/meta-data/network/interfaces/macs/52:54:00:12:34:56/ipv6s"]
     assert "provider EC2: DMI sys_vendor is \"Amazon EC2\"" in run.stderr
     assert len(step_lines(run.stderr)) >= 3
     assert TOKEN not in run.stderr
@@ -66,7 +71,7 @@ def test_ec2_imdsv1_only_where_no_token(fetch) -> None:
         run = fetch(EC2, svc.url)
     assert run.rc == 0, run.stderr
     assert (run.seed / "user-data").read_bytes() == b"v1 data"
-    assert len(svc.requests) <= 6 and svc.count("GET", "/latest/user-data") == 1
+    assert len(svc.requests) == 10 and svc.count("GET", "/latest/user-data") == 1
     assert "IMDSv1" in run.stderr
 
 
@@ -129,7 +134,7 @@ def test_stale_seed_files_go(fetch, tmp_path: Path) -> None:
     with MetadataService("EC2", b"no block here\n") as svc:
         run = fetch(EC2, svc.url)
     assert run.rc == 0
-    assert sorted(seed_files(seed)) == ["meta-data", "source", "user-data"]
+    assert sorted(seed_files(seed)) == ["meta-data", "network-data", "source", "user-data"]
 
 
 # --- GCE, Azure, OpenStack, CloudStack -----------------------------------------------
@@ -210,8 +215,9 @@ def test_openstack_service(fetch) -> None:
         "source": b"OpenStack\n", "user-data": UD, "ucontext": UCONTEXT,
         "meta-data": meta(**{"instance-id": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
                              "local-hostname": "vm1.example.org", "public-keys": [KEY],
-                             "availability-zone": "nova"})}
-    assert len(svc.requests) == 2
+                             "availability-zone": "nova"}),
+        "network-data": json.dumps(OPENSTACK_ONE_PORT).encode()}
+    assert len(svc.requests) == 3
 
 
 def test_config_drive(fetch) -> None:

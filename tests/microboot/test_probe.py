@@ -35,8 +35,8 @@ def test_vac_found_by_the_probe(fetch) -> None:
     assert "accepted a connection" in meta["cernvm-probe"]
     # the connect sent nothing; then EC2's own five requests (the fake speaks
     # HTTP/1.0: a connection each)
-    assert [r.method for r in svc.requests] == ["PUT", "GET", "GET", "GET", "GET"]
-    assert connections == 1 + 5
+    assert [r.method for r in svc.requests] == ["PUT", *["GET"] * 9]
+    assert connections == 1 + 10  # the probe, then the requests
     assert "(probe)" in run.stderr
 
 
@@ -44,7 +44,7 @@ def test_vac_without_token_is_imdsv1(fetch) -> None:
     with MetadataService("EC2", UD, imds_v1_only=True) as svc:
         run = fetch(VAC, svc.url)
     assert run.rc == 0, run.stderr
-    assert len(svc.requests) == 5 and "IMDSv1" in run.stderr
+    assert len(svc.requests) == 10 and "IMDSv1" in run.stderr
 
 
 def test_probed_service_refusing_the_token_otherwise_is_imdsv1(fetch) -> None:
@@ -83,7 +83,7 @@ def test_detect_never_probes(fetch) -> None:
 def test_local_evidence_means_no_probe(fetch) -> None:
     with MetadataService("EC2", UD) as svc:
         run = fetch(Machine(dmi={"sys_vendor": "Amazon EC2"}), svc.url)
-        assert svc.connections == len(svc.requests) == 5  # no probe
+        assert svc.connections == len(svc.requests) == 10  # no probe
     assert run.rc == 0
     assert "cernvm-probe" not in json.loads((run.seed / "meta-data").read_bytes())
 

@@ -92,7 +92,7 @@ class Cloud:
 
 CLOUDS: dict[str, Cloud] = {c.name: c for c in (
     Cloud("EC2", "EC2", "aws", "i-0123456789abcdef0", dmi=clouds.DMI["EC2"],
-          service="EC2", service_ip=qemu.METADATA_IP, max_requests=6, stock_ds="Ec2",
+          service="EC2", service_ip=qemu.METADATA_IP, max_requests=10, stock_ds="Ec2",
           meta={"instance-id": "i-0123456789abcdef0", "local-hostname": "vm1.example.org",
                 "availability-zone": "eu-west-1a", "region": "eu-west-1"}),
     Cloud("GCE", "GCE", "gce", "4520031799277581759", dmi=clouds.DMI["GCE"],
@@ -124,7 +124,7 @@ CLOUDS: dict[str, Cloud] = {c.name: c for c in (
                 "public-keys": [SSH_KEY]}),
     # Vac: a plain libvirt machine, EC2's paths on 169.254.169.254, found by the probe
     Cloud("Vac", "EC2", "aws", "i-0123456789abcdef0", service="EC2",
-          service_ip=qemu.METADATA_IP, max_requests=6,
+          service_ip=qemu.METADATA_IP, max_requests=10,
           meta={"instance-id": "i-0123456789abcdef0", "local-hostname": "vm1.example.org"}),
     # Azure without its provisioning CD: IMDS userData; the ready report is
     # checked where cloud-init runs on the seed (test_providers)

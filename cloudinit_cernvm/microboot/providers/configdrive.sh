@@ -14,5 +14,15 @@ provider_fetch() {
         *) return 1 ;;
     esac
     media_file openstack/latest/meta_data.json && openstack_meta "$MEDIA_FILE"
+    media_file openstack/latest/network_data.json && configdrive_network "$MEDIA_FILE"
     return 0
+}
+
+# configdrive_network FILE: FILE as WORK/network-data, unless over its cap.
+configdrive_network() {
+    head -c $((OPENSTACK_NET_MAX + 1)) "$1" >"$WORK/network-data"
+    file_size "$WORK/network-data"
+    [ "$SIZE" -le "$OPENSTACK_NET_MAX" ] && return 0
+    log "network_data.json: more than $OPENSTACK_NET_MAX bytes: not taken"
+    rm -f "$WORK/network-data"
 }
