@@ -63,6 +63,11 @@ class Instance:
     region: str = "eu-west-1"
     #: GCE: further instance attributes (vcycle's cvm-user-data, ...)
     attributes: dict[str, str] = field(default_factory=dict)
+    #: OpenStack: vendor_data.json and vendor_data2.json as nova serves them
+    #: (``{}`` where the cloud configures none; None: 404, as from a nova
+    #: before Newton, which has no vendor_data2.json)
+    vendor_data: bytes | None = b"{}"
+    vendor_data2: bytes | None = b"{}"
 
 
 #: the dated versions each service keeps besides ``latest`` (what cloud-init's
@@ -317,6 +322,10 @@ class _Routes:
             "/openstack/latest/user_data": self._ud(),
             "/openstack/latest/meta_data.json": (200, json.dumps(meta).encode()),
         }
+        for name, data in (("vendor_data.json", i.vendor_data),
+                           ("vendor_data2.json", i.vendor_data2)):
+            if data is not None:
+                items[f"/openstack/latest/{name}"] = (200, data)
         if path.rstrip("/") == "/openstack":
             return 200, "\n".join([*VERSIONS["OpenStack"], "latest"]).encode()
         return self._lookup(items, path)
@@ -548,11 +557,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lifetime", type=float, default=600.0, help="seconds before it stops itself")
     ap.add_argument("--imds-v1-only", action="store_true", help="EC2: refuse the token PUT (405)")
     ap.add_argument("--gce-encoding", help="GCE: the user-data-encoding attribute (e.g. base64)")
+    ap.add_argument("--vendor-data", type=Path,
+                    help="OpenStack: file served as vendor_data.json (default {})")
+    ap.add_argument("--vendor-data2", type=Path,
+                    help="OpenStack: file served as vendor_data2.json (default {})")
     ap.add_argument("--fault", type=Fault.parse,
                     help="KIND[:SECONDS]: " + ", ".join(FAULTS) + " (see Fault)")
     args = ap.parse_args(argv)
     data = args.user_data.read_bytes() if args.user_data else None
-    svc = MetadataService(args.provider, data, port=args.port, host=args.host,
+    inst = Instance()
+    if args.vendor_data:
+        inst.vendor_data = args.vendor_data.read_bytes()
+    if args.vendor_data2:
+        inst.vendor_data2 = args.vendor_data2.read_bytes()
+    svc = MetadataService(args.provider, data, instance=inst, port=args.port, host=args.host,
                           lifetime=args.lifetime,
                           imds_v1_only=args.imds_v1_only, gce_encoding=args.gce_encoding,
                           fault=args.fault)

@@ -209,8 +209,10 @@ def test_openstack_service(fetch) -> None:
         "source": b"OpenStack\n", "user-data": UD, "ucontext": UCONTEXT,
         "meta-data": meta(**{"instance-id": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
                              "local-hostname": "vm1.example.org", "public-keys": [KEY],
-                             "availability-zone": "nova"})}
-    assert len(svc.requests) == 2
+                             "availability-zone": "nova"}),
+        # nova's answer where the cloud configures no vendor-data
+        "vendor-data": b"{}", "vendor-data2": b"{}"}
+    assert len(svc.requests) == 4
 
 
 def test_config_drive(fetch) -> None:

@@ -1,5 +1,7 @@
 # shellcheck shell=sh
-# OpenStack config drive: a disk labelled config-2 with openstack/latest/.
+# OpenStack config drive: a disk labelled config-2 with openstack/latest/:
+# user_data, meta_data.json, and the site's vendor_data.json and
+# vendor_data2.json (each may be absent).
 # shellcheck source=cloudinit_cernvm/microboot/providers/openstack.sh
 . "$MB_DIR/providers/openstack.sh"
 
@@ -14,5 +16,18 @@ provider_fetch() {
         *) return 1 ;;
     esac
     media_file openstack/latest/meta_data.json && openstack_meta "$MEDIA_FILE"
+    configdrive_vendor vendor_data.json vendor-data
+    configdrive_vendor vendor_data2.json vendor-data2
     return 0
+}
+
+# configdrive_vendor NAME SEEDNAME: openstack/latest/NAME into WORK/SEEDNAME,
+# at most OPENSTACK_VD_MAX bytes (a larger one is not taken: one line).
+configdrive_vendor() {
+    media_file "openstack/latest/$1" || return 0
+    head -c $((OPENSTACK_VD_MAX + 1)) "$MEDIA_FILE" >"$WORK/$2"
+    file_size "$WORK/$2"
+    [ "$SIZE" -le "$OPENSTACK_VD_MAX" ] && return 0
+    log "ConfigDrive: $1: more than $OPENSTACK_VD_MAX bytes: not taken"
+    rm -f "$WORK/$2"
 }
