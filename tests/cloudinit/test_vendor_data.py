@@ -82,10 +82,13 @@ def test_user_data_wins_over_vendor_data(machine):
     """The user's runcmd replaces the site's; the site's bootcmd, which the
     user does not set, still runs (cloud-init merges the two configs)."""
     vendor = runcmd("vendor") + "bootcmd:\n - [sh, -c, 'echo b >> /var/log/ran-vendorboot']\n"
-    seed(machine, runcmd("user"), vendor_data=site(vendor))
+    # vendor_data2.json with nothing for cloud-init (nova's {} and the like): none
+    seed(machine, runcmd("user"), vendor_data=site(vendor),
+         vendor_data2=b'{"other": {"x": 1}, "cloud-init": null}')
     result = machine.boot()
     assert_clean_boot(machine, result)
     assert ran(machine) == {"user", "vendorboot"}
+    assert cernvm_warnings(machine) == []
 
 
 def test_vendor_data2_where_the_release_has_it(machine):
@@ -100,17 +103,6 @@ def test_vendor_data2_where_the_release_has_it(machine):
         assert ran(machine) == {"vendor"}
         assert "vendor-data2 not handed over: this cloud-init reads no vendor-data2" \
             in machine.log
-
-
-def test_no_cloud_init_item_is_no_vendor_data(machine):
-    """nova's answer where the site configures nothing for cloud-init: {}."""
-    seed(machine, runcmd("user"), vendor_data=b"{}",
-         vendor_data2=b'{"other": {"x": 1}, "cloud-init": null}')
-    result = machine.boot()
-    assert_clean_boot(machine, result)
-    assert ran(machine) == {"user"}
-    assert not (machine.instance_dir / "vendor-data.txt").read_text().strip()
-    assert cernvm_warnings(machine) == []
 
 
 def test_bad_vendor_data_is_one_warning_and_the_boot_goes_on(machine):
