@@ -31,10 +31,14 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from cloudinit import sources
 
 from cloudinit_cernvm import DEFAULT_SEED_DIR, providers
+
+if TYPE_CHECKING:  # the module itself is imported only where a seed is read
+    from cloudinit_cernvm.seed import Seed
 
 LOG = logging.getLogger(__name__)
 
@@ -111,7 +115,7 @@ class DataSourceCernVM(sources.DataSource):
         self.metadata = meta_data
         self.provider = seed.provider
         self.userdata_raw = _normalize(seed.user_data)
-        self.vendordata_raw = None
+        self._take_vendor_data(seed)
         self._crawled_metadata = {
             "meta-data": meta_data,
             "provider": seed.provider,
@@ -124,9 +128,10 @@ class DataSourceCernVM(sources.DataSource):
         self._seed_network = self._network_from_seed(seed)
         self._restore_handler_shim()
         LOG.info(
-            "CernVM: seed %s: provider %s, instance %s, %d bytes of user-data",
+            "CernVM: seed %s: provider %s, instance %s, %d bytes of user-data%s",
             self.seed_dir, seed.provider if seed.known_provider else _redacted(seed.provider),
             meta_data["instance-id"], len(seed.user_data),
+            "".join(f", {len(raw)} bytes of {name}" for name, raw in seed.vendor_raw.items()),
         )
         return True
 
@@ -148,6 +153,21 @@ class DataSourceCernVM(sources.DataSource):
             LOG.info("CernVM: network config version %s from %s's network-data",
                      config.get("version"), seed.provider)
         return config
+
+    def _take_vendor_data(self, seed: Seed) -> None:
+        """The provider's vendor-data, as cloud-init's own OpenStack and
+        ConfigDrive datasources hand it over (``convert_vendordata``: the
+        ``cloud-init`` item of the JSON object, or the list or string), so
+        that cloud-init's ``vendor_data``/``vendor_data2`` switches and its
+        order (user-data over vendor-data2 over vendor-data) apply. Bad
+        content is one warning and no vendor-data; the seed keeps the file.
+        """
+        self.vendordata_raw = _vendordata(seed, "vendor-data")
+        if hasattr(self, "vendordata2_raw"):  # cloud-init 21.4+
+            self.vendordata2_raw = _vendordata(seed, "vendor-data2")
+        elif seed.vendor_data.get("vendor-data2"):
+            LOG.info("CernVM: %s/vendor-data2 not handed over: this cloud-init reads no "
+                     "vendor-data2 (21.4 and later do)", self.seed_dir)
 
     def activate(self, cfg, is_new_instance):
         """On Azure, the ready report to the wireserver, once per instance
@@ -323,6 +343,17 @@ def _normalize(raw: bytes) -> bytes:
     except userdata.UserDataError as err:
         LOG.warning("CernVM: user-data kept as given, not converted: %s", _redacted(err))
         return raw
+
+
+def _vendordata(seed: Seed, name: str) -> object:
+    """One vendor-data file of the seed in cloud-init's form (None: none)."""
+    if name not in seed.vendor_data:
+        return None
+    try:
+        return sources.convert_vendordata(seed.vendor_data[name])
+    except ValueError as err:  # cloud-init's own words: what the content is
+        LOG.warning("CernVM: %s/%s: %s; not used (the file is kept)", seed.path, name, err)
+        return None
 
 
 def _load(delegate) -> type:

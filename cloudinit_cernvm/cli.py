@@ -333,6 +333,12 @@ def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
             "keys": sorted(str(k) for k in meta),
         }
         report["ucontext"] = sorted(seed.ucontext or {})
+        # presence and size only: a site's vendor-data may carry credentials
+        report["vendor_data"] = {
+            name: {"bytes": len(raw), "from": seed_mod.VENDOR_FILES[name],
+                   "valid": name in seed.vendor_data}
+            for name, raw in seed.vendor_raw.items()
+        }
         report["seed_problems"] = [redact.redact_text(p) for p in seed.problems or []]
         raw = seed.user_data or b""
         ud: dict[str, Any] = {"bytes": len(raw)}
@@ -389,6 +395,10 @@ def _print_show(report: dict[str, Any]) -> None:
         keys = ", ".join(meta["keys"]) or "-"
         print(f"meta-data:  {shown}; {meta['public_keys']} public key(s); keys: {keys}")
         print(f"ucontext:   {', '.join(report['ucontext']) or '-'}")
+        vendor = [f"{name} ({info['from']}, {info['bytes']} bytes"
+                  f"{'' if info['valid'] else ', not used'})"
+                  for name, info in report["vendor_data"].items()]
+        print(f"vendor:     {', '.join(vendor) or 'none'}")
         ud = report["user_data"]
         if "error" in ud:
             print(f"user-data:  {ud['bytes']} bytes, unreadable: {ud['error']}")

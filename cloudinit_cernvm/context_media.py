@@ -20,7 +20,9 @@ it:
 ``configdrive`` (label ``config-2``)
     OpenStack nova's config drive: ``openstack/latest/`` and the first dated
     version ``openstack/2012-08-10/``, each with ``meta_data.json`` and
-    ``user_data``; ``vendor_data.json`` in ``latest``.
+    ``user_data``; ``vendor_data.json`` in ``latest`` (``{}``, or the site's
+    vendor-data from --vendor-data), and ``vendor_data2.json`` from
+    --vendor-data2.
 ``cloudstack`` (label ``config-2``)
     CloudStack's config drive: ``cloudstack/userdata/user_data.txt``,
     ``cloudstack/metadata/<name>.txt``, and the OpenStack-compatible tree
@@ -83,6 +85,10 @@ USER_DATA_LIMITS: dict[str, int] = {
     "cloudstack": 32 * KIB,
     "nocloud": 1024 * KIB,
 }
+
+#: Largest vendor_data.json / vendor_data2.json: the microboot stage's cap
+#: (OPENSTACK_VD_MAX in microboot/providers/openstack.sh).
+VENDOR_DATA_LIMIT = 256 * KIB
 
 #: Inputs larger than this are refused before they are read whole.
 INPUT_CAP = 16 * 1024 * KIB
@@ -157,6 +163,9 @@ class Context:
     files: dict[str, bytes] = field(default_factory=dict)
     #: configdrive: network_data.json as given (checked: an object with links)
     network_data: bytes | None = None
+    #: the site's vendor_data.json and vendor_data2.json (checked JSON)
+    vendor_data: bytes | None = None
+    vendor_data2: bytes | None = None
 
 
 # --- checks ------------------------------------------------------------------
@@ -370,7 +379,10 @@ def configdrive_tree(ctx: Context) -> Tree:
             tree[f"openstack/{version}/user_data"] = ctx.user_data
         if ctx.network_data is not None:
             tree[f"openstack/{version}/network_data.json"] = ctx.network_data
-    tree["openstack/latest/vendor_data.json"] = b"{}"
+    # vendor-data came with Havana (2013-10-17): in latest only, as nova writes it
+    tree["openstack/latest/vendor_data.json"] = ctx.vendor_data or b"{}"
+    if ctx.vendor_data2 is not None:
+        tree["openstack/latest/vendor_data2.json"] = ctx.vendor_data2
     return tree
 
 
@@ -446,6 +458,10 @@ def build_tree(fmt: str, ctx: Context) -> Tree:
         raise ContextMediaError("--prolog and --epilog go with --format hepix only")
     if fmt != "hepix" and ctx.files:
         raise ContextMediaError("--file goes with --format hepix only")
+    if fmt != "configdrive" and (ctx.vendor_data is not None or ctx.vendor_data2 is not None):
+        raise ContextMediaError(
+            "--vendor-data and --vendor-data2 go with --format configdrive only"
+        )
     return BUILDERS[fmt](ctx)
 
 
@@ -637,6 +653,22 @@ def read_network_data(path: str, fmt: str) -> bytes:
     return raw
 
 
+def read_vendor_data(path: str, option: str) -> bytes:
+    """A --vendor-data file as given, once checked: JSON whose top is an object,
+    a list or a string (what cloud-init's OpenStack reader takes), at most
+    VENDOR_DATA_LIMIT bytes (what the microboot stage takes)."""
+    raw = read_input(path, option)
+    if len(raw) > VENDOR_DATA_LIMIT:
+        raise ContextMediaError(f"{option} {path}: larger than {VENDOR_DATA_LIMIT} bytes")
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ContextMediaError(f"{option} {path}: not JSON ({err})") from None
+    if not isinstance(value, (dict, list, str)):
+        raise ContextMediaError(f"{option} {path}: must hold a JSON object, list or string")
+    return raw
+
+
 def _first(meta: Mapping[str, object], *names: str) -> str | None:
     for name in names:
         value = meta.get(name)
@@ -655,6 +687,8 @@ def context_from_args(args: argparse.Namespace) -> Context:
             ("--prolog", args.prolog),
             ("--epilog", args.epilog),
             ("--network-data", getattr(args, "network_data", None)),
+            ("--vendor-data", args.vendor_data),
+            ("--vendor-data2", args.vendor_data2),
             *(("--ssh-key", path) for path in args.ssh_key or []),
             *(("--file", path) for path in getattr(args, "file", None) or []),
         )
@@ -691,6 +725,10 @@ def context_from_args(args: argparse.Namespace) -> Context:
         files=read_site_files(getattr(args, "file", None) or []),
         network_data=read_network_data(args.network_data, args.format)
         if getattr(args, "network_data", None) else None,
+        vendor_data=(read_vendor_data(args.vendor_data, "--vendor-data")
+                     if args.vendor_data else None),
+        vendor_data2=(read_vendor_data(args.vendor_data2, "--vendor-data2")
+                      if args.vendor_data2 else None),
     )
 
 
@@ -730,6 +768,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--network-data",
         metavar="FILE",
         help="OpenStack network_data.json for the configdrive format (static addresses)",
+    )
+    parser.add_argument(
+        "--vendor-data",
+        metavar="FILE",
+        help="the site's vendor_data.json for the configdrive format (JSON, e.g. "
+        '{"cloud-init": "#cloud-config ..."})',
+    )
+    parser.add_argument(
+        "--vendor-data2", metavar="FILE", help="vendor_data2.json for the configdrive format"
     )
     parser.add_argument(
         "--convert",

@@ -4,10 +4,11 @@ Plain functions over a directory, no cloud-init: the datasource, the command
 line and the tests share them. The layout is the contract between the two
 boot stages (DESIGN.md): ``source`` (required: without it the directory is
 no seed), ``user-data`` (required, may be empty: the provider had none),
-``meta-data`` (JSON, optional: older µCernVM writes none), ``ucontext``
-and ``network-data`` (optional, the provider's network description).
-``source`` alone, without ``user-data``, is the stage's marker that it
-recognised the provider but could not fetch its data
+``meta-data`` (JSON, optional: older µCernVM writes none), ``ucontext``,
+``network-data`` (optional, the provider's network description) and the
+provider's vendor-data (``vendor-data``, ``vendor-data2``: OpenStack's JSON,
+optional). ``source`` alone, without ``user-data``, is the stage's marker
+that it recognised the provider but could not fetch its data
 (:class:`StageFailed`): the datasource then falls back to cloud-init's own
 datasource for the provider (``fallback.py``).
 
@@ -31,6 +32,9 @@ from cloudinit_cernvm import DEFAULT_SEED_DIR, providers, safefile, ucernvm
 MAX_USER_DATA = 16 * 1024 * 1024
 #: meta-data and ucontext are small; a cap keeps a broken seed from costing
 MAX_SMALL_FILE = 1024 * 1024
+#: the seed's vendor-data files and what the provider calls them
+VENDOR_FILES = {"vendor-data": "vendor_data.json", "vendor-data2": "vendor_data2.json"}
+
 #: deepest nesting of meta-data taken: the clouds' own go 4 or 5 levels deep,
 #: and cloud-init walks meta-data recursively (instance-data.json), so a
 #: deeper one would fail in cloud-init after this module let it through
@@ -88,11 +92,13 @@ class Seed:
     """
 
     __slots__ = ("meta_data", "network_data", "path", "problems", "provider", "ucontext_text",
-                 "user_data")
+                 "user_data", "vendor_data", "vendor_raw")
 
     def __init__(self, path: str, provider: str, user_data: bytes,
                  meta_data: dict | None = None, ucontext_text: str = "",
                  problems: list[str] | None = None,
+                 vendor_raw: dict[str, bytes] | None = None,
+                 vendor_data: dict[str, object] | None = None,
                  network_data: bytes | None = None) -> None:
         self.path = path
         self.provider = provider
@@ -102,6 +108,10 @@ class Seed:
         self.problems = [] if problems is None else problems
         #: ``network-data`` as the provider gave it (None: the seed has none)
         self.network_data = network_data
+        #: the vendor-data files the seed has (VENDOR_FILES' names), as given
+        self.vendor_raw = {} if vendor_raw is None else vendor_raw
+        #: those of them that are valid JSON, parsed (a dict, list or str)
+        self.vendor_data = {} if vendor_data is None else vendor_data
 
     @property
     def known_provider(self) -> bool:
@@ -177,8 +187,9 @@ def read_seed(path: str = DEFAULT_SEED_DIR) -> Seed:
     meta_data = _read_meta_data(os.path.join(path, "meta-data"), problems)
     ucontext_text = _read_optional_text(os.path.join(path, "ucontext"), problems)
     network_data = _read_optional_bytes(os.path.join(path, "network-data"), problems)
+    vendor_raw, vendor_data = _read_vendor_data(path, problems)
     return Seed(path, provider, user_data, meta_data, ucontext_text, problems,
-                network_data=network_data)
+                vendor_raw, vendor_data, network_data=network_data)
 
 
 def read_ucontext(path: str = DEFAULT_SEED_DIR) -> dict[str, str]:
@@ -292,6 +303,44 @@ def _read_meta_data(path: str, problems: list[str]) -> dict:
             problems.append(f"{path}: {key!r} is not a string; ignored")
             del data[key]
     return data
+
+
+def _read_vendor_data(path: str, problems: list[str]) -> tuple[dict[str, bytes],
+                                                               dict[str, object]]:
+    """The seed's vendor-data files, raw and parsed.
+
+    OpenStack's vendor_data.json is JSON whose top is an object, a list or a
+    string (what cloud-init's own OpenStack reader takes); a file that is not
+    is one problem and is not used, but stays in the seed (``show``, a bug
+    report). A blank file is no vendor-data.
+    """
+    raw: dict[str, bytes] = {}
+    parsed: dict[str, object] = {}
+    for name in VENDOR_FILES:
+        file = os.path.join(path, name)
+        if not os.path.lexists(file):
+            continue
+        try:
+            data = _read(file, MAX_USER_DATA)
+        except OSError as err:
+            problems.append(f"cannot read {file}: {_why(err)}; no vendor-data from it")
+            continue
+        raw[name] = data
+        if not data.strip():
+            continue
+        try:
+            value = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            why = f"not valid JSON ({str(err).splitlines()[0][:100]})"
+        except RecursionError:
+            why = "nested too deep"
+        else:
+            if isinstance(value, (dict, list, str)):
+                parsed[name] = value
+                continue
+            why = "not a JSON object, list or string"
+        problems.append(f"{file}: {why}; not used (the file is kept)")
+    return raw, parsed
 
 
 def _depth_beyond(data: object, limit: int) -> bool:

@@ -138,6 +138,11 @@ class Instance:
     nics: list[Nic] = field(default_factory=lambda: [dict(n) for n in EC2_ONE_NIC])
     #: OpenStack: network_data.json (None: 404, as a cloud without Neutron's)
     network_data: dict | None = field(default_factory=lambda: OPENSTACK_ONE_PORT)
+    #: OpenStack: vendor_data.json and vendor_data2.json as nova serves them
+    #: (``{}`` where the cloud configures none; None: 404, as from a nova
+    #: before Newton, which has no vendor_data2.json)
+    vendor_data: bytes | None = b"{}"
+    vendor_data2: bytes | None = b"{}"
 
 
 #: the dated versions each service keeps besides ``latest`` (what cloud-init's
@@ -399,6 +404,10 @@ class _Routes:
         if i.network_data is not None:
             items["/openstack/latest/network_data.json"] = \
                 (200, json.dumps(i.network_data).encode())
+        for name, data in (("vendor_data.json", i.vendor_data),
+                           ("vendor_data2.json", i.vendor_data2)):
+            if data is not None:
+                items[f"/openstack/latest/{name}"] = (200, data)
         if path.rstrip("/") == "/openstack":
             return 200, "\n".join([*VERSIONS["OpenStack"], "latest"]).encode()
         return self._lookup(items, path)
@@ -630,11 +639,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lifetime", type=float, default=600.0, help="seconds before it stops itself")
     ap.add_argument("--imds-v1-only", action="store_true", help="EC2: refuse the token PUT (405)")
     ap.add_argument("--gce-encoding", help="GCE: the user-data-encoding attribute (e.g. base64)")
+    ap.add_argument("--vendor-data", type=Path,
+                    help="OpenStack: file served as vendor_data.json (default {})")
+    ap.add_argument("--vendor-data2", type=Path,
+                    help="OpenStack: file served as vendor_data2.json (default {})")
     ap.add_argument("--fault", type=Fault.parse,
                     help="KIND[:SECONDS]: " + ", ".join(FAULTS) + " (see Fault)")
     args = ap.parse_args(argv)
     data = args.user_data.read_bytes() if args.user_data else None
-    svc = MetadataService(args.provider, data, port=args.port, host=args.host,
+    inst = Instance()
+    if args.vendor_data:
+        inst.vendor_data = args.vendor_data.read_bytes()
+    if args.vendor_data2:
+        inst.vendor_data2 = args.vendor_data2.read_bytes()
+    svc = MetadataService(args.provider, data, instance=inst, port=args.port, host=args.host,
                           lifetime=args.lifetime,
                           imds_v1_only=args.imds_v1_only, gce_encoding=args.gce_encoding,
                           fault=args.fault)

@@ -216,8 +216,10 @@ def test_openstack_service(fetch) -> None:
         "meta-data": meta(**{"instance-id": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
                              "local-hostname": "vm1.example.org", "public-keys": [KEY],
                              "availability-zone": "nova"}),
-        "network-data": json.dumps(OPENSTACK_ONE_PORT).encode()}
-    assert len(svc.requests) == 3
+        "network-data": json.dumps(OPENSTACK_ONE_PORT).encode(),
+        # nova's answer where the cloud configures no vendor-data
+        "vendor-data": b"{}", "vendor-data2": b"{}"}
+    assert len(svc.requests) == 5
 
 
 def test_config_drive(fetch) -> None:

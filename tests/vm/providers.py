@@ -11,12 +11,13 @@ and amiconfig sections, so that every consumer has its part.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudinit_cernvm import context_media
-from tests.fakes.metadata import Fault, MetadataService
+from tests.fakes.metadata import Fault, Instance, MetadataService
 
 from . import clouds, qemu
 
@@ -52,6 +53,12 @@ USER_DATA = (
     b"\n"
     b"--==vmtest==--\n"
 )
+#: What the site's vendor-data writes inside the machine (OpenStack, ConfigDrive).
+VENDOR_MARKER = "/var/log/cernvm-vmtest-vendor"
+#: vendor_data.json as a site's nova serves it: a cloud-config for cloud-init
+VENDOR_DATA = json.dumps({
+    "cloud-init": f"#cloud-config\nbootcmd:\n - [sh, -c, 'echo site >> {VENDOR_MARKER}']\n",
+    "site": {"proxy": "http://squid.example.org:3128"}}).encode()
 UCONTEXT = (b"_UCONTEXT_RESIZE_ROOTFS=0\n"
             b"_UCONTEXT_CVMFS_HTTP_PROXY=http://squid.example.org:3128\n")
 #: amiconfig sections the user-data carries (for the amiconfig check)
@@ -86,6 +93,8 @@ class Cloud:
     max_requests: int = 3
     #: stock cloud-init's datasource for this cloud (None: the list alone)
     stock_ds: str | None = None
+    #: whether the cloud carries the site's vendor-data (VENDOR_DATA)
+    vendor: bool = False
     #: meta-data keys the seed must have, with values
     meta: dict[str, object] = field(default_factory=dict)
 
@@ -100,11 +109,11 @@ CLOUDS: dict[str, Cloud] = {c.name: c for c in (
           meta={"instance-id": "4520031799277581759"}),
     Cloud("OpenStack", "OpenStack", "openstack", "d8e02d56-2648-49a3-bf97-6be8f1204f38",
           dmi=clouds.DMI["OpenStack"], service="OpenStack", service_ip=qemu.METADATA_IP,
-          stock_ds="OpenStack",
+          stock_ds="OpenStack", vendor=True, max_requests=4,
           meta={"instance-id": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
                 "local-hostname": "vm1.example.org"}),
     Cloud("ConfigDrive", "ConfigDrive", "openstack", MEDIA_ID, media="configdrive",
-          stock_ds="ConfigDrive",
+          stock_ds="ConfigDrive", vendor=True,
           meta={"instance-id": MEDIA_ID, "local-hostname": MEDIA_HOST,
                 "public-keys": [SSH_KEY]}),
     Cloud("CloudStack", "CloudStack", "cloudstack", "2f5e6b3c-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
@@ -142,7 +151,8 @@ def context_image(cloud: Cloud, out: Path, user_data: bytes = USER_DATA) -> Path
     if cloud.media is None:
         return None
     ctx = context_media.Context(instance_id=MEDIA_ID, user_data=user_data,
-                                ssh_keys=[SSH_KEY], hostname=MEDIA_HOST)
+                                ssh_keys=[SSH_KEY], hostname=MEDIA_HOST,
+                                vendor_data=VENDOR_DATA if cloud.vendor else None)
     tree = context_media.build_tree(cloud.media, ctx)
     context_media.write_image(tree, context_media.LABELS[cloud.media], str(out), force=True)
     return out
@@ -152,7 +162,8 @@ def context_tree(cloud: Cloud, user_data: bytes = USER_DATA) -> dict[str, bytes]
     """The files of the cloud's context image (for readers that get a directory)."""
     assert cloud.media is not None
     ctx = context_media.Context(instance_id=MEDIA_ID, user_data=user_data,
-                                ssh_keys=[SSH_KEY], hostname=MEDIA_HOST)
+                                ssh_keys=[SSH_KEY], hostname=MEDIA_HOST,
+                                vendor_data=VENDOR_DATA if cloud.vendor else None)
     return dict(context_media.build_tree(cloud.media, ctx))
 
 
@@ -165,7 +176,9 @@ def service(cloud: Cloud, user_data: bytes = USER_DATA,
     if cloud.service is None:
         yield None
         return
-    with MetadataService(cloud.service, user_data, lifetime=lifetime, fault=fault) as svc:
+    inst = Instance(vendor_data=VENDOR_DATA) if cloud.vendor else None
+    with MetadataService(cloud.service, user_data, instance=inst, lifetime=lifetime,
+                         fault=fault) as svc:
         yield svc
 
 

@@ -24,7 +24,15 @@ from tests.fakes.wireserver import parse_report
 from tests.harness import sandbox
 
 from . import conftest, image, providers, qemu
-from .providers import CLOUDS, RUNCMD_MARKER, UCONTEXT, USER_DATA, Cloud
+from .providers import (
+    CLOUDS,
+    RUNCMD_MARKER,
+    UCONTEXT,
+    USER_DATA,
+    VENDOR_DATA,
+    VENDOR_MARKER,
+    Cloud,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 #: the amiconfig stand-in (tests/fakes/amiconfig); its checks run once it exists
@@ -104,6 +112,9 @@ def check_amiconfig(machine: sandbox.Machine) -> None:
 
 
 SEEDED = [name for name, c in CLOUDS.items() if c.source is not None]
+#: the vendor-data files of the seed, as given (the fake nova's vendor_data2.json: {})
+VENDOR_FILES = {"OpenStack": {"vendor-data": VENDOR_DATA, "vendor-data2": b"{}"},
+                "ConfigDrive": {"vendor-data": VENDOR_DATA}}
 
 
 @pytest.mark.parametrize("name", SEEDED)
@@ -121,11 +132,13 @@ def test_provider_boot_writes_the_seed(boot_cloud, name: str) -> None:
     meta = json.loads(res.seed["meta-data"])
     for key, value in cloud.meta.items():
         assert meta.get(key) == value, (key, meta)
-    assert sorted(res.seed) == ["meta-data", "source", "ucontext", "user-data"]
+    vendor = VENDOR_FILES.get(name, {})
+    assert {k: v for k, v in res.seed.items() if k.startswith("vendor-data")} == vendor
     modes = {".": 0o700, "meta-data": 0o600, "source": 0o600, "ucontext": 0o600,
-             "user-data": 0o600}
+             "user-data": 0o600, **{k: 0o600 for k in vendor}}
     if cloud.service in ("EC2", "OpenStack"):  # the fakes' interfaces, as the clouds'
         modes["network-data"] = 0o600
+    assert sorted(res.seed) == sorted(k for k in modes if k != ".")
     assert res.seed_modes == modes
     # One fetch, few requests, no time-out.
     if cloud.service is not None:
@@ -169,6 +182,9 @@ def _cloud_init_on_seed(boot_cloud, name: str, release: str, tmp_path: Path) -> 
     marker = machine.dir / "var-log" / Path(RUNCMD_MARKER).name
     assert marker.exists(), f"cloud-init {release}: the cloud-config part did not run"
     assert marker.read_text() == "consumed\n"  # once
+    if cloud.vendor:  # the site's vendor-data, from the seed, applied too
+        site = machine.dir / "var-log" / Path(VENDOR_MARKER).name
+        assert site.exists(), f"cloud-init {release}: the vendor-data did not run"
     # The seed was read, not fetched again: no URL in cloud-init's log.
     assert "url_helper" not in machine.log and "169.254" not in machine.log
     check_amiconfig(machine)

@@ -330,22 +330,25 @@ SEED_EXTRAS="extra-user-data extra-ucontext pickup.tar.gz azure.iso"
 # Directories of the seed (lib/hepix.sh's site context): staged, moved and
 # put back whole like a file; an old one this run has not goes, as meta-data.
 SEED_DIRS="hepix"
+# The seed's optional files that come from the provider's answer: taken when
+# not empty, and an old one this run has not goes (another instance's
+# vendor-data or network description must not outlive it).
+SEED_OWN="meta-data ucontext network-data vendor-data vendor-data2"
 
-# seed_write SEED: WORK's user-data, meta-data, ucontext, network-data (each
-# when not empty), the SEED_EXTRAS and SEED_DIRS it has and source become
-# the seed; an old meta-data, ucontext, network-data or SEED_DIRS directory
-# this run has not goes.
+# seed_write SEED: WORK's user-data, the SEED_OWN files it has (not empty),
+# the SEED_EXTRAS and SEED_DIRS it has and source become the seed; an old
+# SEED_OWN file or SEED_DIRS directory this run has not goes.
 # Files 0600, SEED 0700. Returns 1 (one log line) with the old seed as it
 # was.
 seed_write() {
     _seed=$1 _new="$1/.new.$$" _old="$1/.old.$$" _have=user-data
-    for _f in meta-data ucontext network-data; do [ -s "$WORK/$_f" ] && _have="$_have $_f"; done
+    for _f in $SEED_OWN; do [ -s "$WORK/$_f" ] && _have="$_have $_f"; done
     _extras=
     for _f in $SEED_EXTRAS; do [ -f "$WORK/$_f" ] && _extras="$_extras $_f"; done
     _have="$_have$_extras"
     _dirs=
     for _f in $SEED_DIRS; do [ -d "$WORK/$_f" ] && _dirs="$_dirs $_f"; done
-    for _f in source user-data meta-data ucontext network-data $_extras; do
+    for _f in source user-data $SEED_OWN $_extras; do
         if [ -d "$_seed/$_f" ] && [ ! -L "$_seed/$_f" ]; then
             log "cannot write the seed: $_seed/$_f is a directory; nothing written"
             return 1
@@ -380,7 +383,7 @@ seed_write() {
     _oldsrc=
     [ -e "$_seed/source" ] && _oldsrc=1
     set --
-    for _f in source user-data meta-data ucontext network-data failure $_extras $SEED_DIRS; do
+    for _f in source user-data $SEED_OWN failure $_extras $SEED_DIRS; do
         [ -e "$_seed/$_f" ] || [ -L "$_seed/$_f" ] && set -- "$@" "$_seed/$_f"
     done
     if [ $# -eq 0 ] || mv -f "$@" "$_old/" 2>"$WORK/seed.err"; then
@@ -416,7 +419,7 @@ seed_rollback() {
     for _f in $_have; do [ -e "$_new/$_f" ] || set -- "$@" "$_seed/$_f"; done
     rm -rf "$@"
     set --
-    for _f in user-data meta-data ucontext network-data failure $_extras $SEED_DIRS; do
+    for _f in user-data $SEED_OWN failure $_extras $SEED_DIRS; do
         [ -e "$_old/$_f" ] && set -- "$@" "$_old/$_f"
     done
     if { [ $# -eq 0 ] || mv -f "$@" "$_seed/"; } &&
@@ -454,8 +457,10 @@ marker_write() {
         return 0
     fi
     [ -s "$WORK/failure" ] || echo "none: no data" >"$WORK/failure"
+    set --
+    for _f in user-data $SEED_OWN; do set -- "$@" "$_seed/$_f"; done
     if mkdir -p "$_seed" 2>"$WORK/seed.err" && chmod 700 "$_seed" 2>>"$WORK/seed.err" &&
-        rm -f "$_seed/user-data" "$_seed/meta-data" "$_seed/ucontext" "$_seed/network-data" 2>>"$WORK/seed.err" &&
+        rm -f "$@" 2>>"$WORK/seed.err" &&
         cp "$WORK/failure" "$_seed/.failure.$$" 2>>"$WORK/seed.err" &&
         mv -f "$_seed/.failure.$$" "$_seed/failure" 2>>"$WORK/seed.err" &&
         cp "$WORK/provider" "$_seed/.source.$$" 2>>"$WORK/seed.err" &&
