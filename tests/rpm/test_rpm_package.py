@@ -394,6 +394,30 @@ def test_installed_bash_completion_offers_every_verb(installed):
     first, *verbs = proc.stdout.splitlines()
     assert first == "complete -F _cernvm_context cernvm-context"
     assert verbs == _verbs()
+    _run("shellcheck", "-s", "bash", str(installed / COMPLETION))
+
+
+def test_source_rpm_carries_the_version_and_the_bare_spec_builds_none(builds, tmp_path):
+    subprocess.run(f"rpm2cpio '{builds['1'].srpm}' | cpio -idm --quiet '*.spec'",
+                   shell=True, cwd=tmp_path, check=True)
+    (spec,) = tmp_path.glob("*.spec")
+    # tools/build-rpm wrote cloudinit_cernvm.__version__ at its top: the
+    # source RPM rebuilds with its own version
+    assert spec.read_text().split("\n", 1)[0] == f"%global upstream_version {_version()}"
+    assert _query(builds["1"].srpm, "--qf", "%{VERSION}\n") == [_version()]
+    # The spec as it lies names version 0, and %prep refuses sources that
+    # are another version instead of packaging them under a wrong one.
+    top = tmp_path / "top"
+    (top / "SOURCES").mkdir(parents=True)
+    src = tmp_path / "cloudinit-cernvm-0" / "cloudinit_cernvm"
+    src.mkdir(parents=True)
+    shutil.copy(TOP / "cloudinit_cernvm/__init__.py", src)
+    with tarfile.open(top / "SOURCES/cloudinit-cernvm-0.tar.gz", "w:gz") as tar:
+        tar.add(src.parent, arcname="cloudinit-cernvm-0")
+    proc = subprocess.run(["rpmbuild", "-bp", "--nodeps", "--define", f"_topdir {top}", str(SPEC)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert f"the sources are version {_version()}, the spec 0" in proc.stderr, proc.stderr
 
 
 def test_shim_left_without_its_package_handles_nothing(installed, sitelib, tmp_path):
