@@ -191,6 +191,8 @@ _KIND_NAMES = {"mime": "MIME", "old-syntax": "old syntax", "cloud-init": "cloud-
 
 # --- detect ------------------------------------------------------------------
 
+NO_PROVIDER = "no provider recognised from local evidence"
+
 
 def cmd_detect(args: argparse.Namespace) -> int:
     try:
@@ -198,12 +200,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
     except ImportError:
         raise CliError("provider detection is not available in this installation") from None
     found = detect_mod.detect(sysroot=args.sysroot, media_dir=args.media_dir)
+    evidence = found.evidence if found else None
+    items = [evidence] if isinstance(evidence, str) else list(evidence or [])
+    if args.json:
+        # as ``show --json``: one object on stdout whatever was found, the
+        # exit status telling which; a miss is its "error", not a stderr line
+        report: dict[str, Any] = {"sysroot": args.sysroot, "media_dir": args.media_dir,
+                                  "provider": found.provider if found else None,
+                                  "evidence": items}
+        if found is None:
+            report["error"] = NO_PROVIDER
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0 if found else 1
     if found is None:
-        _say("no provider recognised from local evidence")
+        _say(NO_PROVIDER)
         return 1
     print(found.provider)
-    evidence = found.evidence
-    items = [evidence] if isinstance(evidence, str) else list(evidence or [])
     for item in items:
         print(f"  {item}")
     return 0
@@ -487,7 +499,9 @@ _EPILOGS = {
     "  cernvm-context validate --strict --json legacy.txt | jq '.findings[].code'",
     "explain": "example:\n  cernvm-context explain legacy.txt\n"
     "  cernvm-context explain --json context.sh | jq .ucernvm",
-    "detect": "example:\n  cernvm-context detect\n  cernvm-context detect --sysroot /tmp/fake-root",
+    "detect": "example:\n  cernvm-context detect\n"
+    "  cernvm-context detect --sysroot /tmp/fake-root\n"
+    "  cernvm-context detect --json | jq -r .provider",
     "show": "example:\n  cernvm-context show\n  cernvm-context show --json | jq .user_data",
     "make-iso": "example:\n  cernvm-context make-iso --help   (options of the image builder)",
 }
@@ -588,6 +602,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         help="directory whose label-named sub-directories stand for disks "
         "(default: $CERNVM_MEDIA_DIR)",
     )
+    det.add_argument("--json", action="store_true", help="print JSON, for scripts")
     det.set_defaults(func=cmd_detect)
 
     show = add(

@@ -134,8 +134,10 @@ def test_every_verb_has_help_with_an_example(verb):
 
 
 def test_version_and_usage_errors():
+    from cloudinit_cernvm import __version__
+
     done = run("--version")
-    assert done.returncode == 0 and done.stdout.decode().startswith("cernvm-context ")
+    assert done.returncode == 0 and done.stdout.decode() == f"cernvm-context {__version__}\n"
     done = run("frobnicate")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr.decode()
@@ -177,6 +179,35 @@ def test_detect_reports_provider_or_says_none(tmp_path):
     done = run("detect", "--sysroot", str(tmp_path), env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode().splitlines()[0] == "GCE"
+
+
+def test_detect_json_is_one_object_found_or_not(tmp_path):
+    if importlib.util.find_spec("cloudinit_cernvm.detect") is None:
+        pytest.fail("cloudinit_cernvm.detect is part of the package")
+    media = tmp_path / "media"
+    media.mkdir()
+    env = {"CERNVM_SYSROOT": str(tmp_path), "CERNVM_MEDIA_DIR": str(media)}
+    # nothing recognised: the object still, with its error; exit 1, stderr quiet
+    done = run("detect", "--json", env=env)
+    assert done.returncode == 1 and done.stderr == b""
+    assert json.loads(done.stdout) == {
+        "sysroot": str(tmp_path), "media_dir": str(media), "provider": None,
+        "evidence": [], "error": "no provider recognised from local evidence",
+    }
+    dmi = tmp_path / "sys" / "class" / "dmi" / "id"
+    dmi.mkdir(parents=True)
+    (dmi / "product_name").write_text("Google Compute Engine\n")
+    (dmi / "sys_vendor").write_text("Google\n")
+    done = run("detect", "--json", "--sysroot", str(tmp_path), env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    human = run("detect", "--sysroot", str(tmp_path), env=env).stdout.decode().splitlines()
+    assert report["provider"] == "GCE" == human[0]
+    assert report["evidence"] == [line.strip() for line in human[1:]] != []
+    assert "error" not in report
+    # the conventions of show --json: two-space indent, sorted keys, one newline
+    text = done.stdout.decode()
+    assert text == json.dumps(report, indent=2, sort_keys=True) + "\n"
 
 
 def test_show_names_without_values(tmp_path):
