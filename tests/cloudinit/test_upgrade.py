@@ -4,11 +4,11 @@ Every later cloud-init process unpickles the datasource that the first
 stage cached (``/var/lib/cloud/instance/obj.pkl``): the network stage and
 both module stages trust it, and the local stage of the next boot loads it
 before it checks it. The earlier version is the tagged release ``v0.1.0``
-of this package, taken from git history; it boots under each cloud-init
-release of the matrix, then this version (and, where there is one, a newer
-cloud-init release, as an image update between boots brings) runs the next
-stage and the next boot. Nothing may be lost, nothing run twice, nothing
-logged as a warning.
+of this package, taken from git history (``tests/harness/earlier.py``); it
+boots under each cloud-init release of the matrix, then this version (and,
+where there is one, a newer cloud-init release, as an image update between
+boots brings) runs the next stage and the next boot. Nothing may be lost,
+nothing run twice, nothing logged as a warning.
 
 The attributes that later versions add to the datasource are covered by
 ``DataSourceCernVM._unpickle`` (and, on 20.4, which has no ``_unpickle``,
@@ -21,19 +21,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from cloudinit_cernvm import userdata as ud
 from tests.cloudinit.helpers import assert_clean_boot
+from tests.harness import earlier as earlier_release
 from tests.harness import sandbox
-
-#: the earlier version: the tag, and the commit it names, for clones that
-#: were made without tags (``git rev-parse 9cec2eb`` of the tagged main)
-EARLIER_TAG = "v0.1.0"
-EARLIER_COMMIT = "9cec2ebef034ce7942af290aa05630b93952ceeb"
 
 FAKE = sandbox.REPO / "tests" / "fakes" / "amiconfig"
 DEFAULT_CFG = "/var/lib/cloud/amiconfig-etc/default.cfg"
@@ -83,42 +78,26 @@ if len(RELEASES) > 2:
     PAIRS.append((RELEASES[0], RELEASES[-1]))
 
 
-def earlier_commit() -> str:
-    """The commit of the earlier version: the tag where the clone has it,
-    else the pinned hash (a full clone has the history)."""
-    for ref in (f"{EARLIER_TAG}^{{commit}}", f"{EARLIER_COMMIT}^{{commit}}"):
-        found = subprocess.run(["git", "-C", str(sandbox.REPO), "rev-parse", "--verify",
-                                "--quiet", ref], capture_output=True, text=True, check=False)
-        if found.returncode == 0:
-            return found.stdout.strip()
-    raise AssertionError(f"neither {EARLIER_TAG} nor {EARLIER_COMMIT} is in this clone's "
-                         "history: fetch the tags (git fetch --tags) or unshallow it")
-
-
 @pytest.fixture(scope="session")
 def earlier(tmp_path_factory) -> Path:
-    """The package (and its cloud.cfg drop-in) of the earlier version, from git."""
-    commit = earlier_commit()
-    tree = tmp_path_factory.mktemp("v0.1.0")
-    archive = tree / "tree.tar"
-    subprocess.run(["git", "-C", str(sandbox.REPO), "archive", "-o", str(archive), commit,
-                    "cloudinit_cernvm", "cfg"], check=True, capture_output=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(tree, filter="tar" if hasattr(tarfile, "tar_filter") else None)
-    archive.unlink()
+    """The package (and its cloud.cfg drop-in) of the earlier release, from git."""
+    tree = earlier_release.extract(tmp_path_factory.mktemp("earlier") / "tree",
+                                   "cloudinit_cernvm", "cfg")
     assert (tree / "cloudinit_cernvm" / "DataSourceCernVM.py").is_file()
     return tree
 
 
-def machine_of(tmp_path: Path, name: str, release: str, code: Path) -> sandbox.Machine:
-    """A machine running RELEASE and the package in CODE, amiconfig the stand-in."""
+def machine_of(tmp_path: Path, name: str, release: str, code: Path,
+               cernvm_config: Path | None = None, seed_dir: str | None = None) -> sandbox.Machine:
+    """A machine running RELEASE and the package in CODE, amiconfig the stand-in,
+    its cloud.cfg drop-in CODE's (or CERNVM_CONFIG), the seed in SEED_DIR."""
     machine = sandbox.Machine(
         tmp_path / name, release,
         extra_config={"datasource": {"CernVM": {
             "amiconfig_command": f"{FAKE} -c {DEFAULT_CFG}",
             "amiconfig_done_file": DONE,
         }}},
-        cernvm_config=code / "cfg" / "90_cernvm.cfg",
+        cernvm_config=cernvm_config or code / "cfg" / "90_cernvm.cfg",
     )
     machine.code_dir = code
     cfg = machine.host_path(DEFAULT_CFG)
@@ -126,6 +105,8 @@ def machine_of(tmp_path: Path, name: str, release: str, code: Path) -> sandbox.M
     cfg.write_text("[general]\nenabled_plugins = rootsshkeys\ndisabled_plugins =\n")
     (machine.dir / "var-log" / "fake-amiconfig").mkdir()
     machine.write_seed("EC2", USER_DATA, META, ucontext=UCONTEXT)
+    if seed_dir is not None:
+        machine.seed_dir.rename(machine.host_path(seed_dir))
     return machine
 
 
