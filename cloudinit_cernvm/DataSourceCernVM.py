@@ -73,8 +73,9 @@ class DataSourceCernVM(sources.DataSource):
     def __setstate__(self, state: dict) -> None:
         """Restore the cached datasource and fill in what an older cache lacks.
 
-        cloud-init 21.1+ restores through its own ``__setstate__``, which calls
-        :meth:`_unpickle`; 20.4's datasource has neither, so this does both.
+        cloud-init's datasource restores through its own ``__setstate__``,
+        which calls :meth:`_unpickle` (22.4 and later; in 20.4 only its Distro
+        has that mixin): where the base class has none, this does both.
         """
         restore = getattr(super(), "__setstate__", None)
         if restore is not None:
