@@ -76,6 +76,50 @@ class DataSourceCernVM(sources.DataSource):
     def __str__(self) -> str:
         return f"{super().__str__()} [seed={self.seed_dir}]"
 
+    def __setstate__(self, state: dict) -> None:
+        """Restore the cached datasource and fill in what an older cache lacks.
+
+        cloud-init's datasource restores through its own ``__setstate__``,
+        which calls :meth:`_unpickle` (22.4 and later; in 20.4 only its Distro
+        has that mixin): where the base class has none, this does both.
+        """
+        restore = getattr(super(), "__setstate__", None)
+        if restore is not None:
+            restore(state)
+            return
+        self.__dict__.update(state)
+        self._unpickle(0)
+
+    def _unpickle(self, ci_pkl_version: int) -> None:
+        """Give every attribute that the cache lacks the value a new datasource has.
+
+        The next stage, and the first stage of the next boot, read the
+        datasource an earlier version of this package (or of cloud-init)
+        cached in ``obj.pkl``. Whatever ``__init__`` sets now, including what
+        later versions add to it, comes from a datasource built here from the
+        cached configuration, so no attribute has to be listed; what the cache
+        holds is kept. A datasource that cannot be built leaves the cache as
+        it was (the methods then find their defaults with ``getattr``).
+        """
+        base = getattr(super(), "_unpickle", None)
+        if base is not None:  # cloud-init's own fixes of its attributes first
+            base(ci_pkl_version)
+        cls = type(self)
+        try:
+            fresh = cls.__new__(cls)
+            cls.__init__(fresh, self.sys_cfg, self.distro, self.paths,
+                         ud_proc=getattr(self, "ud_proc", None))
+        except Exception as err:  # unpickling must never fail the stage
+            LOG.debug("CernVM: cached datasource not completed: %s: %s",
+                      type(err).__name__, _redacted(err))
+            return
+        added = [name for name in vars(fresh) if name not in self.__dict__]
+        for name in added:
+            setattr(self, name, getattr(fresh, name))
+        if added:
+            LOG.debug("CernVM: cached datasource completed with defaults: %s",
+                      ", ".join(sorted(added)))
+
     def ds_detect(self) -> bool:
         """Always: with no seed, ``_get_data`` recognises the provider (cloud-init
         23.4+ asks this first; detecting here too would read the disks twice)."""

@@ -202,6 +202,10 @@ class Machine:
             raise FileNotFoundError(f"cloud-init {release} is not unpacked; run tools/bootstrap")
         self.dmi = dmi
         self.cmdline = cmdline
+        #: where the sandboxed cloud-init imports ``cloudinit_cernvm`` from:
+        #: the checkout, or another version's tree (upgrade tests switch it
+        #: between stages, as a package upgrade would)
+        self.code_dir = REPO
         #: addresses put on the namespace's loopback and commands started in
         #: the namespace before the stages (``add_service``)
         self.addresses: list[str] = []
@@ -291,6 +295,19 @@ class Machine:
         path = self.dir / "out" / f"service-{number}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def upgrade_cloud_init(self, release: str) -> None:
+        """Install another cloud-init release in the machine, as a package
+        upgrade between boots does: its own ``/etc/cloud`` files replace the
+        old release's, the drop-ins written for the machine stay, and
+        ``/var/lib/cloud`` (the instance, its cache) is kept as it is."""
+        release_dir = RELEASES_DIR / release
+        if not (release_dir / ".complete").exists():
+            raise FileNotFoundError(f"cloud-init {release} is not unpacked; run tools/bootstrap")
+        etc = self.dir / "etc-cloud"
+        shutil.copytree(release_dir / "etc" / "cloud", etc, symlinks=True, dirs_exist_ok=True)
+        (etc / "cloud.cfg.d" / "README").unlink(missing_ok=True)
+        self.release, self.release_dir = release, release_dir
+
     # --- running ------------------------------------------------------------
     def boot(
         self, stages: tuple[tuple[str, ...], ...] = BOOT_STAGES, *, report: bool = True
@@ -371,7 +388,8 @@ class Machine:
         """Directories the sandboxed commands run from, outermost first."""
         base = _base_prefix(str(python_for(self.release)))
         found: list[str] = []
-        for path in sorted({str(REPO), str(RELEASES_DIR.resolve()), base}, key=len):
+        wanted = {str(REPO), str(Path(self.code_dir).resolve()), str(RELEASES_DIR.resolve()), base}
+        for path in sorted(wanted, key=len):
             if not any(path == p or path.startswith(p + "/") for p in found):
                 found.append(path)
         return found
@@ -438,7 +456,7 @@ class Machine:
         """The bash script that builds the sandbox and runs the commands."""
         ns = self.dir / "ns"
         root = ns / "root"
-        pythonpath = f"{REPO}:{site_packages(self.release)}"
+        pythonpath = f"{Path(self.code_dir).resolve()}:{site_packages(self.release)}"
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "PYTHONPATH": pythonpath,

@@ -5,7 +5,10 @@ the working tree), then: rpm lists its files, config files and requirements,
 rpmlint checks it, and it is installed into scratch roots (``rpm --root``)
 where real cloud-init, given only that root's site directory, finds the
 datasource and the part-handlers. Upgrading keeps an edited config; erasing
-leaves nothing that still names the datasource.
+leaves nothing that still names the datasource. The earlier release
+(``v0.1.0``, from git history) is built by its own tools/build-rpm and
+upgraded to this tree's RPM with scriptlets run, between two stages of a
+real cloud-init boot.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cloudinit import test_upgrade as upgrades
+from tests.harness import earlier as earlier_release
 from tests.harness import sandbox
 
 TOP = Path(__file__).resolve().parents[2]
@@ -459,3 +464,137 @@ def test_erase_of_an_unedited_install_removes_every_file(builds, installed):
     assert CFG in _files_under(installed)
     _rpm_root(installed, "-e", "--nodeps", "--noscripts", "cloudinit-cernvm")
     assert _files_under(installed) == set()
+
+
+# --- an upgrade from the earlier release ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def earlier_build(tmp_path_factory) -> Build:
+    """The RPM of the earlier release (``v0.1.0``, from git history), built by
+    that release's own tools/build-rpm, as release 1 of its version."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    out = shared / "rpm-earlier"
+    with open(shared / "rpm-earlier.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done, failed = out / "done.json", out / "failed.txt"
+        if failed.exists():
+            pytest.fail(failed.read_text(), pytrace=False)
+        if not done.exists():
+            tree = earlier_release.extract(out / "tree")
+            try:
+                build = _build_with(tree / "tools/build-rpm", out / "dist", "1",
+                                    "--worktree", "--nocheck")
+            except AssertionError as exc:
+                failed.write_text(str(exc))
+                raise
+            done.write_text(json.dumps(vars(build) | {"rpm": str(build.rpm),
+                                                      "srpm": str(build.srpm)}))
+        saved = json.loads(done.read_text())
+    return Build(Path(saved["rpm"]), Path(saved["srpm"]), saved["log"])
+
+
+def _build_with(tool: Path, out: Path, release: str, *flags: str) -> Build:
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DIST=str(out), RPM_RELEASE=release)
+    proc = _run(str(tool), *flags, env=env)
+    (rpm,) = out.glob("*.noarch.rpm")
+    (srpm,) = out.glob("*.src.rpm")
+    return Build(rpm, srpm, proc.stdout + proc.stderr)
+
+
+def _rpm_with_scripts(root: Path, *args: str) -> str:
+    """rpm on ROOT with its scriptlets run, as on a machine: ROOT is the upper
+    layer of an overlay of this system's ``/`` (private mount namespace), so
+    that a scriptlet finds the shell and tools of a real system while every
+    write lands in ROOT. Returns what rpm printed."""
+    script = "\n".join([
+        "set -eu",
+        'root=$1; shift; ns=$(mktemp -d)',
+        'mount -t tmpfs -o mode=0755 rpmroot "$ns"',  # upper may not be under lower
+        'mkdir "$ns/upper" "$ns/work" "$ns/merged"',
+        'cp -a "$root/." "$ns/upper/"',
+        'mount -t overlay overlay -o "lowerdir=/,upperdir=$ns/upper,workdir=$ns/work"'
+        ' "$ns/merged"',
+        'for d in proc dev; do mount --rbind "/$d" "$ns/merged/$d"; done',
+        'mount -t tmpfs tmp "$ns/merged/tmp"',
+        'rc=0; rpm --root "$ns/merged" --dbpath /var/lib/rpm "$@" || rc=$?',
+        'umount -R "$ns/merged"',
+        'rm -rf "$root"; mkdir "$root"; cp -a "$ns/upper/." "$root/"',
+        'exit $rc',
+    ])
+    proc = _run("unshare", "--mount", "--propagation", "private", "bash", "-c", script,
+                "rpm-with-scripts", str(root), *args)
+    return proc.stdout + proc.stderr
+
+
+def _package_files(rpm_file: Path) -> set[str]:
+    """The files and links (no directories) an RPM installs, without the leading /."""
+    found = set()
+    for line in _query(rpm_file, "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]"):
+        perms, name = line.split(" ", 1)
+        if not perms.startswith("d"):
+            found.add(name.lstrip("/"))
+    return found
+
+
+@pytest.mark.parametrize("version", [_versions()[0], _versions()[-1]])
+def test_upgrade_from_the_earlier_release_keeps_the_site_config_and_reads_its_cache(
+    version, earlier_build, builds, sitelib, tmp_path
+):
+    """v0.1.0's RPM installed, a site setting added to its config, the local
+    stage run; then ``rpm -U`` to this tree's RPM (scriptlets run) and the
+    next stages: the edited config is kept and used, the new files are the
+    package's own and intact, and the cache of the earlier datasource is read."""
+    root = tmp_path / "root"
+    root.mkdir()
+    scripts = {b.rpm.name: _run("rpm", "-qp", "--scripts", str(b.rpm)).stdout
+               for b in (earlier_build, builds["2"])}
+    out = _rpm_with_scripts(root, "-i", "--nodeps", str(earlier_build.rpm))
+    assert "warning" not in out.lower() and "error" not in out.lower(), out
+    assert _rpm_root(root, "-q", "cloudinit-cernvm").stdout.strip().endswith("-1.noarch")
+    cfg = root / CFG
+    edited = cfg.read_text() + ("# site setting kept across upgrades\n"
+                                "datasource:\n  CernVM:\n    seed_dir: /mnt/.rw/site-seed\n")
+    cfg.write_text(edited)
+
+    # the earlier package's datasource, found by real cloud-init in the local stage
+    code = root / sitelib.lstrip("/")
+    machine = upgrades.machine_of(tmp_path, "machine", version, code, cernvm_config=cfg,
+                                  seed_dir="/mnt/.rw/site-seed")
+    handlers = machine.cloud_dir / "handlers"
+    handlers.mkdir(parents=True)
+    shutil.copy(root / SHIM, handlers / Path(SHIM).name)
+    local = machine.run(sandbox.BOOT_STAGES[0])
+    assert local.ok and "Traceback" not in machine.log, machine.log[-3000:]
+    assert (machine.instance_dir / "obj.pkl").exists(), "the earlier package cached nothing"
+
+    out = _rpm_with_scripts(root, "-U", "--nodeps", str(builds["2"].rpm))
+    assert "warning" not in out.lower() and "error" not in out.lower(), out
+    assert _rpm_root(root, "-q", "cloudinit-cernvm").stdout.strip().endswith("-2.noarch")
+    # %config(noreplace): the edit kept, no .rpmnew beside it
+    assert cfg.read_text() == edited
+    assert not cfg.with_name(cfg.name + ".rpmnew").exists()
+    # every file is the new package's, as packaged, but the edited config;
+    # nothing of the earlier package (or of a scriptlet) left beside them
+    verify = subprocess.run(["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "-V",
+                             "--nodeps", "cloudinit-cernvm"],
+                            capture_output=True, text=True, check=False)
+    changed = [ln for ln in verify.stdout.splitlines() if ln.strip()]
+    assert len(changed) == 1 and re.match(r"^S\.5\S* +c /" + re.escape(CFG) + "$", changed[0]), (
+        verify.stdout + verify.stderr)
+    assert _files_under(root) == _package_files(builds["2"].rpm), scripts
+    assert (code / "cloudinit_cernvm/DataSourceCernVM.py").read_bytes() == (
+        TOP / "cloudinit_cernvm/DataSourceCernVM.py").read_bytes()
+
+    # the upgraded package, with the kept config, reads the earlier one's cache
+    shutil.copy(cfg, machine.dir / "etc-cloud" / "cloud.cfg.d" / "90_cernvm.cfg")
+    shutil.copy(root / SHIM, handlers / Path(SHIM).name)
+    mark = len(machine.log)
+    result = machine.run(*sandbox.BOOT_STAGES[1:])  # the same boot: /run kept
+    assert "restored from cache" in machine.log[mark:].split("running 'modules")[0], (
+        machine.log[mark:])
+    upgrades.assert_whole(machine, result, upgrades.FIRST_BOOT)
+    upgrades.assert_whole(machine, machine.boot(), {**upgrades.FIRST_BOOT, "bootcmd": 2})
