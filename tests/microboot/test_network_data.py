@@ -129,7 +129,7 @@ def test_openstack_service_as_given(fetch) -> None:
     assert run.rc == 0, run.stderr
     assert seed_files(run.seed)["network-data"] == json.dumps(OPENSTACK_NETWORK_DATA).encode()
     assert svc.count("GET", "/openstack/latest/network_data.json") == 1
-    assert len(svc.requests) == 3
+    assert len(svc.requests) == 5  # user-data, meta-data, network, both vendor files
 
 
 def test_openstack_without_network_data_is_normal(fetch) -> None:

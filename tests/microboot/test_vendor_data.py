@@ -37,10 +37,10 @@ def test_openstack_vendor_data_in_the_same_pass(fetch) -> None:
     assert files["user-data"] == UD
     assert vendor(files) == {"vendor-data": VD, "vendor-data2": VD2}
     # four requests (one curl run), each asked once
-    assert len(svc.requests) == 4
+    assert len(svc.requests) == 5  # user-data, meta-data, network, both vendor files
     for name in ("user_data", "meta_data.json", "vendor_data.json", "vendor_data2.json"):
         assert svc.count("GET", f"{BASE}/{name}") == 1, name
-    assert "OpenStack: fetched (4 requests" in run.stderr
+    assert "OpenStack: fetched (5 requests" in run.stderr
     assert "s3cret" not in run.stderr
 
 

@@ -109,7 +109,7 @@ CLOUDS: dict[str, Cloud] = {c.name: c for c in (
           meta={"instance-id": "4520031799277581759"}),
     Cloud("OpenStack", "OpenStack", "openstack", "d8e02d56-2648-49a3-bf97-6be8f1204f38",
           dmi=clouds.DMI["OpenStack"], service="OpenStack", service_ip=qemu.METADATA_IP,
-          stock_ds="OpenStack", vendor=True, max_requests=4,
+          stock_ds="OpenStack", vendor=True, max_requests=5,
           meta={"instance-id": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
                 "local-hostname": "vm1.example.org"}),
     Cloud("ConfigDrive", "ConfigDrive", "openstack", MEDIA_ID, media="configdrive",
