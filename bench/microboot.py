@@ -23,12 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.metadata import MetadataService
+from tests.fakes.metadata import EC2_ONE_NIC, MetadataService
 from tests.fakes.nocloud import SeedServer
 from tests.microboot.conftest import Machine, busybox_path, run_fetch
 
 USER_DATA = (b"#!/bin/sh\nexit\n[ucernvm-begin]\nresize_rootfs=off\n[ucernvm-end]\n"
              b"[amiconfig]\nplugins = cernvm\n[cernvm]\nusers = a:b:c\n")
+EC2_MAC = EC2_ONE_NIC[0]["mac"]
 CONTEXT_SH = b"EC2_USER_DATA='" + base64.b64encode(USER_DATA) + b"'\nROOT_PUBKEY=root.pub\n"
 KEY = b"ssh-ed25519 AAAAC3Nza bench@example\n"
 GLIDEIN = base64.b64encode(
@@ -38,7 +39,8 @@ GLIDEIN = base64.b64encode(
 
 #: provider -> (machine, fake service or None); "ROUTER" marks CloudStack's
 CASES: dict[str, tuple[Machine, str | None]] = {
-    "EC2": (Machine(dmi={"sys_vendor": "Amazon EC2"}), "EC2"),
+    # EC2's one interface, as the kernel shows it (the fake's instance MAC)
+    "EC2": (Machine(dmi={"sys_vendor": "Amazon EC2"}, nics={"eth0": EC2_MAC}), "EC2"),
     "GCE": (Machine(dmi={"product_name": "Google Compute Engine"}), "GCE"),
     "Azure": (Machine(dmi={"chassis_asset_tag": "7783-7084-3265-9085-8269-3286-77"}), "Azure"),
     "OpenStack": (Machine(dmi={"product_name": "OpenStack Nova"}), "OpenStack"),
@@ -55,7 +57,8 @@ CASES: dict[str, tuple[Machine, str | None]] = {
                                           b"instance-id: i-1\nlocal-hostname: h\n"}}), None),
     # the seed URL on the kernel command line: SEED_URL replaced at run time
     "NoCloud-URL": (Machine(cmdline="quiet ds=nocloud-net;s=SEED_URL/seed/"), "NoCloud"),
-    "Vac": (Machine(dmi={"sys_vendor": "QEMU", "product_name": "Standard PC"}), "EC2"),
+    "Vac": (Machine(dmi={"sys_vendor": "QEMU", "product_name": "Standard PC"},
+                    nics={"eth0": EC2_MAC}), "EC2"),
     # µCernVM's cases: Azure's UDF disk, glideinWMS user-data, extra context
     "Azure-UDF": (Machine(media={"rd_rdfe_stable.1": {
         "E6DA6616-8EC4-48E0-BE93-58CE6ACE3CFB.tag": b"", "CustomData.bin": USER_DATA}}), None),

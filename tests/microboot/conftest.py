@@ -50,6 +50,8 @@ class Machine:
     cmdline: str = "BOOT_IMAGE=/vmlinuz root=/dev/vda1 quiet"
     dhcp_server: str | None = None
     media: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    #: network interfaces the kernel shows: name -> MAC (``/sys/class/net``)
+    nics: dict[str, str] = field(default_factory=dict)
 
     def build(self, top: Path) -> tuple[Path, Path]:
         """Write the fake system root and media directory under TOP."""
@@ -64,6 +66,9 @@ class Machine:
             for name, value in self.hypervisor.items():
                 (root / "sys/hypervisor" / name).write_text(value + "\n")
         (root / "proc/cmdline").write_text(self.cmdline + "\n")
+        for name, mac in self.nics.items():
+            (root / "sys/class/net" / name).mkdir(parents=True, exist_ok=True)
+            (root / "sys/class/net" / name / "address").write_text(mac + "\n")
         if self.dhcp_server is not None:
             (root / "var/lib").mkdir(parents=True, exist_ok=True)
             (root / "var/lib/dhcp-server").write_text(self.dhcp_server + "\n")

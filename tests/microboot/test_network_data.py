@@ -14,6 +14,7 @@ import os
 import subprocess
 
 from tests.fakes.metadata import (
+    EC2_ONE_NIC,
     EC2_TWO_NICS,
     OPENSTACK_NETWORK_DATA,
     Instance,
@@ -55,6 +56,35 @@ def test_ec2_two_interfaces(fetch) -> None:
     asked = {r.path.rsplit("/", 1)[1] for r in svc.requests if r.path.startswith(NET_PATH)}
     assert asked == {"", *KEYS}  # the list, then only the keys that matter
     assert svc.count("GET", NET_PATH) == 1
+
+
+def test_ec2_one_interface_in_one_run_with_the_user_data(fetch) -> None:
+    """The machine's one interface is the instance's: its keys go with the
+    user-data (its MAC from the kernel), no second round trip."""
+    mac = EC2_ONE_NIC[0]["mac"]
+    machine = Machine(dmi={"sys_vendor": "Amazon EC2"}, nics={"lo": "00:00:00:00:00:00",
+                                                               "eth0": mac})
+    with MetadataService("EC2", UD) as svc:
+        run = fetch(machine, svc.url)
+    assert run.rc == 0, run.stderr
+    got = json.loads(seed_files(run.seed)["network-data"])
+    assert list(got["interfaces"]["macs"]) == [mac]
+    assert len(svc.requests) == 1 + 5 + 4
+    assert "second run" not in run.stderr
+
+
+def test_ec2_local_interface_not_the_instances_asks_again(fetch) -> None:
+    """A MAC the list does not hold (the kernel's view is a guess): the
+    list's interfaces are asked for in a second run, as without it."""
+    machine = Machine(dmi={"sys_vendor": "Amazon EC2"}, nics={"eth0": "02:00:00:00:00:09"})
+    with MetadataService("EC2", UD) as svc:
+        run = fetch(machine, svc.url)
+    assert run.rc == 0, run.stderr
+    got = json.loads(seed_files(run.seed)["network-data"])
+    assert list(got["interfaces"]["macs"]) == [EC2_ONE_NIC[0]["mac"]]
+    assert "EC2: interfaces " + EC2_ONE_NIC[0]["mac"] + ": their keys in a second run" \
+        in run.stderr
+    assert len(svc.requests) == 1 + 5 + 4 + 4
 
 
 #: cloud-init 26.2's own IMDS crawl (what DataSourceEc2 keeps as metadata),

@@ -2,10 +2,12 @@
 # EC2: IMDSv2 (a token from PUT, sent with every GET); IMDSv1 only where the
 # token request is not supported (404/405). The token, then in one curl run
 # user-data, identity document (id, zone, region), hostname, first key and
-# the list of network interfaces; then, in a second run, the keys of each
-# interface that cloud-init's Ec2 datasource renders network config from
-# (ec2_network): 4 for one interface, 6 each for several. 10 requests with
-# one interface, 18 with two.
+# the list of network interfaces, with the keys that cloud-init's Ec2
+# datasource renders network config from (ec2_network) for the machine's
+# one interface, whose MAC the kernel knows (ec2_local_mac); only where the
+# list holds others, a second run asks for the keys of each: 4 for one
+# interface, 6 each for several. 10 requests with one interface (one curl
+# run after the token), 18 with two.
 
 EC2_UD_MAX=32768    # EC2 takes 16 KiB of user-data
 EC2_MACS_MAX=32     # interfaces whose metadata is read (EC2 allows 15 a card)
@@ -33,11 +35,17 @@ provider_fetch() {
                 log "EC2: no IMDSv2 token (status $_code); IMDSv1" ;;
         *) log "EC2: token request: status $_code"; return 1 ;;
     esac
+    ec2_local_mac
+    set --
+    for _k in $EC2_NET_KEYS; do
+        [ -n "$EC2_LOCAL_MAC" ] || break
+        set -- "$@" "nd.1.$_k" "$HTTP_SMALL" "$_b/meta-data/network/interfaces/macs/$EC2_LOCAL_MAC/$_k"
+    done
     get "$_tok" user-data "$EC2_UD_MAX" "$_b/user-data" \
         ident "$HTTP_SMALL" "$_b/dynamic/instance-identity/document" \
         hostname "$HTTP_SMALL" "$_b/meta-data/local-hostname" \
         key "$HTTP_SMALL" "$_b/meta-data/public-keys/0/openssh-key" \
-        macs "$HTTP_SMALL" "$_b/meta-data/network/interfaces/macs/"
+        macs "$HTTP_SMALL" "$_b/meta-data/network/interfaces/macs/" "$@"
     got user-data || return 1
     md_json "$WORK/ident" instance-id=instanceId availability-zone=availabilityZone \
         region=region
@@ -45,6 +53,26 @@ provider_fetch() {
     md_keys "$WORK/key"
     md cernvm-probe "${PROBED:+$PROBED accepted a connection; no local evidence}"
     ec2_network "$_b/meta-data/network/interfaces/macs" "$_tok"
+}
+
+# ec2_local_mac: EC2_LOCAL_MAC, the MAC of the machine's one network
+# interface (lo aside), as the kernel has it; empty when there are several
+# or none (the interface list then decides alone).
+ec2_local_mac() {
+    EC2_LOCAL_MAC=
+    set +f    # the stage runs with globbing off; the names are the kernel's
+    set -- "$SYSROOT"/sys/class/net/*/address
+    set -f
+    for _a; do
+        [ -r "$_a" ] || continue
+        case $_a in */lo/address) continue ;; esac
+        [ -z "$EC2_LOCAL_MAC" ] || { EC2_LOCAL_MAC=; return 0; }
+        IFS= read -r EC2_LOCAL_MAC <"$_a" || EC2_LOCAL_MAC=
+        # shellcheck disable=SC2254 # the pattern
+        case $EC2_LOCAL_MAC in $EC2_MAC) ;; *) EC2_LOCAL_MAC= ;; esac
+        [ -n "$EC2_LOCAL_MAC" ] || return 0
+    done
+    return 0
 }
 
 # ec2_network BASE HEADER: WORK/network-data from the interfaces listed in
@@ -81,7 +109,12 @@ ec2_network() {
         for _k in $_keys; do set -- "$@" "nd.$_i.$_k" "$HTTP_SMALL" "$_base/$_m/$_k"; done
     done
     [ $# -gt 0 ] || return 0
-    if ! get "$_hdr" "$@"; then
+    # the machine's one interface is the list's one: its keys came already
+    if [ "$_macs" = " $EC2_LOCAL_MAC" ] && [ "$_keys" = "$EC2_NET_KEYS" ]; then
+        set --
+    fi
+    [ $# -gt 0 ] && log "EC2: interfaces$_macs: their keys in a second run"
+    if [ $# -gt 0 ] && ! get "$_hdr" "$@"; then
         log "EC2: interface metadata not had whole; no network-data"; return 0
     fi
     _json='{"interfaces": {"macs": {' _i=0 _sep=
