@@ -152,7 +152,8 @@ def inputs(cloud: Cloud, side: str, top: Path, report: bool = False) -> Path:
     if side == "stock":
         data = vin / "root" / STOCK_AMICONFIG_DATA.lstrip("/")
         data.parent.mkdir(parents=True, mode=0o700)
-        data.write_bytes(amiconfig_sections(providers.USER_DATA))
+        # a machine without context has no sections to hand over
+        data.write_bytes(amiconfig_sections(providers.USER_DATA) if cloud.source else b"")
         data.chmod(0o600)
     if side == "stock" and cloud.name == "CloudStack":
         # The virtual router is the DHCP server, as systemd-networkd records

@@ -88,6 +88,9 @@ class Cloud:
     stock_ds: str | None = None
     #: meta-data keys the seed must have, with values
     meta: dict[str, object] = field(default_factory=dict)
+    #: more arguments of the fake service (``MetadataService``: ``imds_optional``,
+    #: ``complete``, ``instance``...), for the benchmark's cases
+    service_options: dict[str, object] = field(default_factory=dict)
 
 
 CLOUDS: dict[str, Cloud] = {c.name: c for c in (
@@ -165,7 +168,8 @@ def service(cloud: Cloud, user_data: bytes = USER_DATA,
     if cloud.service is None:
         yield None
         return
-    with MetadataService(cloud.service, user_data, lifetime=lifetime, fault=fault) as svc:
+    with MetadataService(cloud.service, user_data, lifetime=lifetime, fault=fault,
+                         **cloud.service_options) as svc:  # type: ignore[arg-type]
         yield svc
 
 
