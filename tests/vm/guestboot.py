@@ -126,7 +126,9 @@ def guest_config(cloud: Cloud, side: str) -> dict:
     config = dict(sandbox.SANDBOX_CONFIG)
     if side == "stock":
         config["datasource_list"] = [
-            *STOCK_LIST, *([cloud.stock_ds] if cloud.stock_ds not in STOCK_LIST else []), "None"]
+            *STOCK_LIST,
+            *([cloud.stock_ds] if cloud.stock_ds and cloud.stock_ds not in STOCK_LIST else []),
+            "None"]
         # context.sh is parsed by bash as root, not through sudo as
         # "nobody" (no sudo in the guest root; it would only add processes)
         config["datasource"] = {"OpenNebula": {"parseuser": None}}
