@@ -62,7 +62,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import cernvm_today as ct  # noqa: E402
+# bench/ is the script's directory (where "bench" is bench.py)
+import cernvm_today as ct  # noqa: E402
+
 from tests.harness import sandbox  # noqa: E402
 from tests.vm import guestboot, guestroot, image  # noqa: E402
 
