@@ -118,6 +118,9 @@ def row_of(case: str, runs: dict[str, list[ct.Boot]]) -> dict:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--rst"]:
+        print(rst_tables(json.loads(RESULTS.read_text())))
+        return 0
     repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     wanted = sys.argv[2:] or list(ct.DEFAULT_CASES)
     unknown = [n for n in wanted if n not in ct.CASES]
@@ -223,6 +226,45 @@ def print_table(doc: dict) -> None:
         for side in ct.SIDES:
             for line in r[side]["missing"]:
                 print(f"{'':<12} {side}: {line}")
+
+
+def _rst(header: list[list[str]], body: list[list[str]]) -> str:
+    """A reStructuredText simple table; the first column left-aligned."""
+    cols = len(header[0])
+    widths = [max(len(r[i]) for r in header + body) for i in range(cols)]
+    rule = "  ".join("=" * w for w in widths)
+
+    def line(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+    return "\n".join([rule, *map(line, header), rule, *map(line, body), rule])
+
+
+def rst_tables(doc: dict) -> str:
+    """The README's tables from a results document (``boot.py --rst``)."""
+    rows = doc["providers"]
+    body, fleet = [], []
+    for r in rows:
+        t = r["today"]["agents"]
+        body.append([
+            r["provider"], str(r["runs"]), _side_cell(r, "ours"), _side_cell(r, "stock"),
+            _side_cell(r, "today"), f"{r['ratio_stock']:.2f}", f"{r['ratio_today']:.2f}",
+            f"{r['ours']['agents']['microboot']['search_ms']}",
+            " / ".join(str(t[a]["search_ms"]) for a in ("microboot", "cloud-init",
+                                                         "amiconfig.sh")),
+            " / ".join(str(r[s]["requests"]) for s in ct.SIDES),
+            " / ".join(str(r[s]["timeouts"]) for s in ct.SIDES)])
+        fleet.append([r["provider"], *(
+            f"{r['per_1000_boots'][s]['requests']:,} / {r['per_1000_boots'][s]['bytes'] / 1e6:.2f}"
+            for s in ct.SIDES)])
+    main = _rst([["case", "boots", "ours", "stock", "today", "stock :", "today :", "ours's",
+                  "today's searches ms", "requests", "time-outs"],
+                 ["", "a side", "ms", "ms", "ms", "ours", "ours", "stage ms",
+                  "µCernVM / c-i / ami.sh", "o / s / t", "o / s / t"]], body)
+    load = _rst([["case", "ours", "stock", "CernVM today"],
+                 ["", "requests / MB", "requests / MB", "requests / MB"]], fleet)
+    return main + "\n\n" + load
 
 
 def plot(rows: list[dict], release: str) -> None:

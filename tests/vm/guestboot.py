@@ -27,6 +27,8 @@ Both apply the user-data's amiconfig sections: ours through the part-handler
 within cloud-init; stock as CernVM images did, with amiconfig as a service of
 its own after cloud-init (a third job). Stock's amiconfig is handed its
 sections in a file, as if its own search and download had cost nothing.
+It reads its metadata keys where amiconfig does by default, the metadata
+service (169.254.169.254), on clouds that have one, else a local directory.
 """
 
 from __future__ import annotations
@@ -173,9 +175,13 @@ def inputs(cloud: Cloud, side: str, top: Path, report: bool = False) -> Path:
             "env": GUEST_ENV, "argv0": ["/usr/bin/python3", "/usr/bin/cloud-init"],
             "commands": cmds}))
     if side == "stock":
+        env = {**GUEST_ENV, "AMICONFIG_LOCAL_USER_DATA": STOCK_AMICONFIG_DATA}
+        if cloud.service is None:
+            # no metadata service: amiconfig's metadata is local, as CernVM's
+            # context scripts leave it (its default URL would never answer)
+            env["AMICONFIG_CONTEXT_URL"] = f"file:{Path(STOCK_AMICONFIG_DATA).parent}"
         (jobs / f"{len(STAGES) + 1}.json").write_text(json.dumps({
-            "env": {**GUEST_ENV, "AMICONFIG_LOCAL_USER_DATA": STOCK_AMICONFIG_DATA},
-            "argv0": [AMICONFIG], "commands": [[]]}))
+            "env": env, "argv0": [AMICONFIG], "commands": [[]]}))
     return vin
 
 
