@@ -34,8 +34,9 @@ fuzz: setup
 demo: setup
 	$(PY) tools/demo.py
 
-# bench/boot.py boots the test VM, 42 boots (about 25 minutes under qemu's software
-# emulation); bench/faults.py boots cloud-init 26.2 under each fault (about 5 minutes).
+# bench/boot.py boots the test VM, 54 boots: 6 cases, 3 of each side (about 35
+# minutes under qemu's software emulation on an idle machine); bench/faults.py
+# boots cloud-init 26.2 under each fault (about 5 minutes).
 bench:
 	@tools/bootstrap --vm
 	$(PY) bench/microboot.py

@@ -50,6 +50,8 @@ class Request:
     status: int = 0
     #: the fault that answered it ('' none)
     fault: str = ""
+    #: bytes of the answer's body
+    size: int = 0
 
 
 #: EC2's per-interface metadata of one network interface, key -> answer, as
@@ -148,8 +150,13 @@ class Instance:
 #: the dated versions each service keeps besides ``latest`` (what cloud-init's
 #: own readers ask for first); the same data as ``latest`` here
 VERSIONS: dict[str, tuple[str, ...]] = {
-    "EC2": ("2009-04-04", "2016-09-02", "2018-09-24", "2021-03-23"),
-    "OpenStack": ("2012-08-10",), "CloudStack": ()}
+    "EC2": ("2007-12-15", "2009-04-04", "2016-04-19", "2016-09-02", "2018-09-24",
+            "2021-03-23"),
+    "OpenStack": ("2012-08-10", "2013-10-17"), "CloudStack": ()}
+#: the EC2 versions Nova's metadata service keeps beside ``latest``
+#: (``complete`` OpenStack only)
+NOVA_EC2_VERSIONS = ("1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10",
+                     "2007-12-15", "2008-02-01", "2008-09-01", "2009-04-04")
 
 Reply = tuple[int, bytes]
 NOT_FOUND: Reply = (404, b"Not Found")
@@ -267,16 +274,21 @@ class _Routes:
     """The answers of one provider: ``answer(method, path, headers) -> Reply``."""
 
     def __init__(self, provider: str, user_data: bytes | None, inst: Instance,
-                 imds_v1_only: bool = False, gce_encoding: str | None = None) -> None:
+                 imds_v1_only: bool = False, gce_encoding: str | None = None,
+                 imds_optional: bool = False, complete: bool = False) -> None:
         self.provider = provider
         self.user_data = user_data
         self.inst = inst
         self.v1_only = imds_v1_only
         self.gce_encoding = gce_encoding
+        self.v1_allowed = imds_v1_only or imds_optional
+        self.complete = complete
 
     def answer(self, method: str, path: str, headers: dict[str, str]) -> Reply:
         handler: Callable[[str, str, dict[str, str]], Reply] = getattr(
             self, "_" + self.provider.lower())
+        # "a//b" is "a/b" to these services (amiconfig.sh asks for ".../2007-12-15//user-data")
+        path = re.sub("//+", "/", path)
         if self.provider in ("EC2", "OpenStack", "CloudStack"):
             path = self._versioned(path)
             if path is None:
@@ -288,7 +300,10 @@ class _Routes:
         m = re.match(r"^(/openstack)?/(\d{4}-\d{2}-\d{2})(/.*)?$", path)
         if m is None:
             return path
-        if m.group(2) not in VERSIONS[self.provider]:
+        versions = VERSIONS[self.provider]
+        if self.provider == "OpenStack" and not m.group(1):
+            versions = NOVA_EC2_VERSIONS if self.complete else ()
+        if m.group(2) not in versions:
             return None
         return f"{m.group(1) or ''}/latest{m.group(3) or ''}"
 
@@ -321,7 +336,8 @@ class _Routes:
             return 200, TOKEN.encode()
         if method != "GET":
             return 405, b"Method Not Allowed"
-        if not self.v1_only and headers.get("x-aws-ec2-metadata-token") != TOKEN:
+        token = headers.get("x-aws-ec2-metadata-token")
+        if not (self.v1_allowed and token is None) and not self.v1_only and token != TOKEN:
             return 401, b"Unauthorized"
         doc = {"instanceId": i.instance_id, "availabilityZone": i.zone, "region": i.region,
                "accountId": "123456789012", "instanceType": "t3.micro"}
@@ -339,10 +355,27 @@ class _Routes:
             for name, value in nic.items():
                 items[f"/latest/meta-data/network/interfaces/macs/{nic['mac']}/{name}"] = \
                     (200, value.encode())
+        if self.complete:
+            items.update(self._ec2_rest())
         return self._lookup(items, path)
 
+    def _ec2_rest(self) -> dict[str, Reply]:
+        """The rest of an instance's EC2 meta-data tree (``complete``): the
+        keys amiconfig's getters read, with values as EC2 gives them."""
+        meta = "/latest/meta-data/"
+        items = {meta + k: (200, v.encode()) for k, v in {
+            "ami-id": "ami-0a1b2c3d4e5f60718", "ami-launch-index": "0",
+            "ami-manifest-path": "(unknown)", "instance-type": "t3.micro",
+            "local-ipv4": "169.254.0.15", "public-hostname": "ec2-198-51-100-7.compute.example",
+            "public-ipv4": "198.51.100.7", "reservation-id": "r-0123456789abcdef0",
+            "security-groups": "default", "block-device-mapping/ami": "/dev/xvda",
+            "block-device-mapping/root": "/dev/xvda"}.items()}
+        return items
+
     def _gce(self, method: str, path: str, headers: dict[str, str]) -> Reply:
-        if headers.get("metadata-flavor") != "Google":
+        # the legacy header is still taken by the v1 tree
+        if headers.get("metadata-flavor") != "Google" and \
+                headers.get("x-google-metadata-request", "").lower() != "true":
             return 403, b"Missing Metadata-Flavor:Google header."
         i = self.inst
         base = "/computeMetadata/v1/instance"
@@ -410,6 +443,18 @@ class _Routes:
                 items[f"/openstack/latest/{name}"] = (200, data)
         if path.rstrip("/") == "/openstack":
             return 200, "\n".join([*VERSIONS["OpenStack"], "latest"]).encode()
+        if self.complete:
+            # Nova's EC2-compatible tree beside its own
+            items.update({
+                "/latest/user-data": self._ud(),
+                "/latest/meta-data/instance-id": (200, b"i-00000042"),
+                "/latest/meta-data/local-hostname": (200, i.hostname.encode()),
+                "/latest/meta-data/ami-id": (200, b"ami-00000007"),
+                "/latest/meta-data/ami-launch-index": (200, b"0"),
+                "/latest/meta-data/placement/availability-zone": (200, b"nova"),
+                **{f"/latest/meta-data/public-keys/{n}/openssh-key": (200, k.encode() + b"\n")
+                   for n, k in enumerate(i.keys)},
+            })
         return self._lookup(items, path)
 
     def _cloudstack(self, method: str, path: str, headers: dict[str, str]) -> Reply:
@@ -446,6 +491,11 @@ class MetadataService:
     """A fake metadata service on 127.0.0.1, run in a thread.
 
     ``url`` is its base URL, ``requests`` what it was asked, in order.
+    ``imds_optional``: EC2 takes requests with a token and without one (its
+    ``HttpTokens: optional``), where the default takes only a token's and
+    ``imds_v1_only`` none. ``complete``: the whole tree the real service has
+    beside what the microboot stage reads (EC2: every meta-data key
+    amiconfig's getters read; OpenStack: Nova's EC2-compatible tree).
     A context manager: the server starts on enter and stops on exit, or by
     itself after ``lifetime`` seconds, whichever comes first.
     """
@@ -455,7 +505,8 @@ class MetadataService:
                  lifetime: float = 120.0, imds_v1_only: bool = False,
                  gce_encoding: str | None = None,
                  answers: dict[str, Reply | Broken] | None = None,
-                 fault: Fault | None = None) -> None:
+                 fault: Fault | None = None, imds_optional: bool = False,
+                 complete: bool = False) -> None:
         if provider not in PROVIDERS:
             raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
         self.provider = provider
@@ -463,7 +514,7 @@ class MetadataService:
         self.lifetime = lifetime
         self._lock = threading.Lock()
         self._routes = _Routes(provider, user_data, instance or Instance(),
-                               imds_v1_only, gce_encoding)
+                               imds_v1_only, gce_encoding, imds_optional, complete)
         #: answers that replace the provider's own, by path with its query
         #: (hostile or broken services in tests): (status, body) or Broken
         self.answers = dict(answers or {})
@@ -611,6 +662,7 @@ class MetadataService:
                     return
                 status, body = reply
                 req.status = status
+                req.size = len(body)
                 service._record(req)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
@@ -643,6 +695,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="OpenStack: file served as vendor_data.json (default {})")
     ap.add_argument("--vendor-data2", type=Path,
                     help="OpenStack: file served as vendor_data2.json (default {})")
+    ap.add_argument("--imds-optional", action="store_true",
+                    help="EC2: take requests with a token and without one")
+    ap.add_argument("--complete", action="store_true",
+                    help="the rest of the real service's tree (amiconfig's keys, Nova's EC2 tree)")
     ap.add_argument("--fault", type=Fault.parse,
                     help="KIND[:SECONDS]: " + ", ".join(FAULTS) + " (see Fault)")
     args = ap.parse_args(argv)
@@ -655,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
     svc = MetadataService(args.provider, data, instance=inst, port=args.port, host=args.host,
                           lifetime=args.lifetime,
                           imds_v1_only=args.imds_v1_only, gce_encoding=args.gce_encoding,
-                          fault=args.fault)
+                          fault=args.fault, imds_optional=args.imds_optional,
+                          complete=args.complete)
     with svc:
         print(f"serving {args.provider} on {svc.url} for {args.lifetime:g} s", flush=True)
         seen = 0

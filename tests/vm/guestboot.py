@@ -27,6 +27,8 @@ Both apply the user-data's amiconfig sections: ours through the part-handler
 within cloud-init; stock as CernVM images did, with amiconfig as a service of
 its own after cloud-init (a third job). Stock's amiconfig is handed its
 sections in a file, as if its own search and download had cost nothing.
+It reads its metadata keys where amiconfig does by default, the metadata
+service (169.254.169.254), on clouds that have one, else a local directory.
 """
 
 from __future__ import annotations
@@ -126,7 +128,9 @@ def guest_config(cloud: Cloud, side: str) -> dict:
     config = dict(sandbox.SANDBOX_CONFIG)
     if side == "stock":
         config["datasource_list"] = [
-            *STOCK_LIST, *([cloud.stock_ds] if cloud.stock_ds not in STOCK_LIST else []), "None"]
+            *STOCK_LIST,
+            *([cloud.stock_ds] if cloud.stock_ds and cloud.stock_ds not in STOCK_LIST else []),
+            "None"]
         # context.sh is parsed by bash as root, not through sudo as
         # "nobody" (no sudo in the guest root; it would only add processes)
         config["datasource"] = {"OpenNebula": {"parseuser": None}}
@@ -152,7 +156,8 @@ def inputs(cloud: Cloud, side: str, top: Path, report: bool = False) -> Path:
     if side == "stock":
         data = vin / "root" / STOCK_AMICONFIG_DATA.lstrip("/")
         data.parent.mkdir(parents=True, mode=0o700)
-        data.write_bytes(amiconfig_sections(providers.USER_DATA))
+        # a machine without context has no sections to hand over
+        data.write_bytes(amiconfig_sections(providers.USER_DATA) if cloud.source else b"")
         data.chmod(0o600)
     if side == "stock" and cloud.name == "CloudStack":
         # The virtual router is the DHCP server, as systemd-networkd records
@@ -170,9 +175,13 @@ def inputs(cloud: Cloud, side: str, top: Path, report: bool = False) -> Path:
             "env": GUEST_ENV, "argv0": ["/usr/bin/python3", "/usr/bin/cloud-init"],
             "commands": cmds}))
     if side == "stock":
+        env = {**GUEST_ENV, "AMICONFIG_LOCAL_USER_DATA": STOCK_AMICONFIG_DATA}
+        if cloud.service is None:
+            # no metadata service: amiconfig's metadata is local, as CernVM's
+            # context scripts leave it (its default URL would never answer)
+            env["AMICONFIG_CONTEXT_URL"] = f"file:{Path(STOCK_AMICONFIG_DATA).parent}"
         (jobs / f"{len(STAGES) + 1}.json").write_text(json.dumps({
-            "env": {**GUEST_ENV, "AMICONFIG_LOCAL_USER_DATA": STOCK_AMICONFIG_DATA},
-            "argv0": [AMICONFIG], "commands": [[]]}))
+            "env": env, "argv0": [AMICONFIG], "commands": [[]]}))
     return vin
 
 

@@ -11,11 +11,12 @@ when the kernel command line says ``vmtest.cloudinit=1``.
 
 Made of Debian's packages only (the same suite as the kernel): Python and
 the libraries cloud-init needs, util-linux's blkid and mount, iproute2,
-dhcpcd (cloud-init's first DHCP client) and bash (OpenNebula's context
-parser); plus the unpacked cloud-init release under test, this checkout's
-``cloudinit_cernvm``, the amiconfig stand-in at ``/usr/sbin/amiconfig`` and
-the sandbox's job runner. Python files are byte-compiled, as an installed
-system has them (a boot that compiles every module would time the compiler).
+dhcpcd (cloud-init's first DHCP client), bash (OpenNebula's context
+parser) and curl (the benchmark's model of amiconfig.sh); plus the unpacked
+cloud-init release under test, this checkout's ``cloudinit_cernvm``, the
+amiconfig stand-in at ``/usr/sbin/amiconfig`` and the sandbox's job runner.
+Python files are byte-compiled, as an installed system has them (a boot that
+compiles every module would time the compiler).
 
 Cached under ``$CERNVM_CACHE/vm/root/``, one image per package versions,
 release and checkout contents; rebuilding takes seconds.
@@ -46,6 +47,8 @@ ROOT_PACKAGES = (
     "python3-serial", "python3-yaml",
     "util-linux", "mount", "iproute2", "dhcpcd-base", "bash", "coreutils", "sed", "grep",
     "gzip", "findutils", "procps", "dash", "hostname",
+    # the benchmark's "CernVM today" amiconfig.sh downloads with it (for wget)
+    "curl",
 )
 #: Pulled in by the packages' maintainer scripts or by tools no boot here
 #: uses (dpkg, debconf, perl, PAM, user management): never unpacked.
@@ -58,7 +61,7 @@ EXCLUDE = frozenset((
 ))
 #: Programs that must run in the guest (their libraries are checked at build).
 PROGRAMS = ("usr/bin/python3.11", "sbin/blkid", "bin/mount", "bin/bash", "bin/ip",
-            "usr/sbin/dhcpcd")
+            "usr/sbin/dhcpcd", "usr/bin/curl")
 #: Where the checkout's files go in the guest.
 GUEST_RUNNER = "usr/lib/cernvm-vmtest/runner.py"
 GUEST_AMICONFIG = "usr/sbin/amiconfig"

@@ -97,6 +97,9 @@ class Cloud:
     vendor: bool = False
     #: meta-data keys the seed must have, with values
     meta: dict[str, object] = field(default_factory=dict)
+    #: more arguments of the fake service (``MetadataService``: ``imds_optional``,
+    #: ``complete``, ``instance``...), for the benchmark's cases
+    service_options: dict[str, object] = field(default_factory=dict)
 
 
 CLOUDS: dict[str, Cloud] = {c.name: c for c in (
@@ -176,9 +179,11 @@ def service(cloud: Cloud, user_data: bytes = USER_DATA,
     if cloud.service is None:
         yield None
         return
-    inst = Instance(vendor_data=VENDOR_DATA) if cloud.vendor else None
-    with MetadataService(cloud.service, user_data, instance=inst, lifetime=lifetime,
-                         fault=fault) as svc:
+    options = dict(cloud.service_options)
+    if cloud.vendor and "instance" not in options:
+        options["instance"] = Instance(vendor_data=VENDOR_DATA)
+    with MetadataService(cloud.service, user_data, lifetime=lifetime, fault=fault,
+                         **options) as svc:  # type: ignore[arg-type]
         yield svc
 
 
