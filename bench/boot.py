@@ -229,16 +229,19 @@ def print_table(doc: dict) -> None:
 
 
 def _rst(header: list[list[str]], body: list[list[str]]) -> str:
-    """A reStructuredText simple table; the first column left-aligned."""
+    """A reStructuredText simple table; the header left-aligned (its two
+    lines make one cell each: lines indented differently would be a block
+    quote in the cell), the body's first column left-aligned, the rest right."""
     cols = len(header[0])
     widths = [max(len(r[i]) for r in header + body) for i in range(cols)]
     rule = "  ".join("=" * w for w in widths)
 
-    def line(r: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+    def line(r: list[str], left: bool = False) -> str:
+        return "  ".join(c.ljust(w) if i == 0 or left else c.rjust(w)
                          for i, (c, w) in enumerate(zip(r, widths))).rstrip()
 
-    return "\n".join([rule, *map(line, header), rule, *map(line, body), rule])
+    return "\n".join([rule, *(line(r, left=True) for r in header), rule, *map(line, body),
+                      rule])
 
 
 def rst_tables(doc: dict) -> str:
