@@ -83,6 +83,22 @@ class Settings:
                 f"done_file={self.done_file!r})")
 
 
+def positive_seconds(cfg: Mapping, name: str, default: float, problems: list[str]) -> float:
+    """The setting NAME of CFG as positive seconds; DEFAULT when unset, or when
+    bad, with a message in PROBLEMS (the boot goes on with the default)."""
+    value = cfg.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds > 0 and not isinstance(value, bool):
+        return seconds
+    problems.append(f"{name} {value!r} is not a positive number of seconds; using {default:g}")
+    return default
+
+
 def settings_from(ds_cfg: Mapping | None) -> tuple[Settings, list[str]]:
     """Read the settings; a bad value falls back to its default, with a message.
 
@@ -108,19 +124,7 @@ def settings_from(ds_cfg: Mapping | None) -> tuple[Settings, list[str]]:
         else:
             problems.append(f"amiconfig_command {redact.redact_text(repr(command))} is not a"
                             f" command; using {DEFAULT_COMMAND}")
-    timeout = cfg.get("amiconfig_timeout")
-    if timeout is not None:
-        try:
-            value = float(timeout)
-        except (TypeError, ValueError):
-            value = -1.0
-        if value > 0 and not isinstance(timeout, bool):
-            settings.timeout = value
-        else:
-            problems.append(
-                f"amiconfig_timeout {timeout!r} is not a positive number of seconds;"
-                f" using {DEFAULT_TIMEOUT:g}"
-            )
+    settings.timeout = positive_seconds(cfg, "amiconfig_timeout", DEFAULT_TIMEOUT, problems)
     done_file = cfg.get("amiconfig_done_file")
     if done_file is not None:
         if isinstance(done_file, str) and os.path.isabs(done_file):
@@ -738,12 +742,7 @@ def already_done(cernvm_dir: str) -> bool:
 
 def read_record(cernvm_dir: str) -> dict | None:
     """This instance's ``amiconfig.json``, or None when there is none (or it is bad)."""
-    try:
-        raw = safefile.read_regular(os.path.join(cernvm_dir, RECORD_NAME), 1024 * 1024)
-        record = json.loads(raw.decode("utf-8", "replace"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return record if isinstance(record, dict) else None
+    return safefile.read_json_record(os.path.join(cernvm_dir, RECORD_NAME))
 
 
 def done_before(settings: Settings) -> str | None:

@@ -44,7 +44,6 @@ while this instance's ``hepix.json`` exists.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -106,17 +105,9 @@ def settings_from(ds_cfg: Mapping | None) -> tuple[Settings, list[str]]:
         else:
             problems.append(f"hepix_context_dir {directory!r} is not an absolute path;"
                             f" using {DEFAULT_CONTEXT_DIR}")
-    timeout = cfg.get("hepix_timeout")
-    if timeout is not None:
-        try:
-            value = float(timeout)
-        except (TypeError, ValueError):
-            value = -1.0
-        if value > 0 and not isinstance(timeout, bool):
-            settings.timeout = value
-        else:
-            problems.append(f"hepix_timeout {timeout!r} is not a positive number of seconds;"
-                            f" using {DEFAULT_TIMEOUT:g}")
+    from cloudinit_cernvm.amiconfig import positive_seconds  # its runner runs the scripts
+
+    settings.timeout = positive_seconds(cfg, "hepix_timeout", DEFAULT_TIMEOUT, problems)
     return settings, problems
 
 
@@ -223,12 +214,7 @@ def read_record(cernvm_dir: str) -> dict | None:
     """This instance's ``hepix.json``, or None."""
     from cloudinit_cernvm import safefile
 
-    try:
-        raw = safefile.read_regular(os.path.join(cernvm_dir, RECORD_NAME), 1024 * 1024)
-        record = json.loads(raw.decode("utf-8", "replace"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return record if isinstance(record, dict) else None
+    return safefile.read_json_record(os.path.join(cernvm_dir, RECORD_NAME))
 
 
 def _write_record(cernvm_dir: str, record: Mapping) -> None:

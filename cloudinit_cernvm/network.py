@@ -23,6 +23,8 @@ import inspect
 import json
 import logging
 
+from cloudinit_cernvm import seed
+
 LOG = logging.getLogger(__name__)
 
 #: deepest nesting taken: OpenStack's document goes 4 levels deep, EC2's 4
@@ -41,7 +43,7 @@ def network_config(provider: str, raw: bytes, path: str, distro: object,
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         LOG.warning("CernVM: %s: not valid JSON (%s); %s", path, _short(err), FALLBACK)
         return None
-    if not isinstance(data, dict) or _depth_beyond(data, MAX_DEPTH):
+    if not isinstance(data, dict) or seed.depth_beyond(data, MAX_DEPTH):
         LOG.warning("CernVM: %s: not a JSON object of at most %d levels; %s",
                     path, MAX_DEPTH, FALLBACK)
         return None
@@ -109,16 +111,3 @@ def _short(err: BaseException) -> str:
     """An exception's message, one line, bounded (it may quote the file)."""
     text = " ".join(str(err).split())
     return text[:200]
-
-
-def _depth_beyond(data: object, limit: int) -> bool:
-    """Whether lists and objects in DATA nest deeper than LIMIT (no recursion)."""
-    stack: list[tuple[object, int]] = [(data, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                return True
-            values = item.values() if isinstance(item, dict) else item
-            stack.extend((v, depth + 1) for v in values if isinstance(v, (dict, list)))
-    return False

@@ -14,6 +14,7 @@ Standard library only, and cheap to import: the boot path uses it.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 
@@ -77,6 +78,17 @@ def read_regular(path: str, limit: int) -> bytes:
     if size > limit:
         raise OSError(errno.EFBIG, f"larger than {limit} bytes")
     return b"".join(chunks)
+
+
+def read_json_record(path: str, limit: int = 1024 * 1024) -> dict | None:
+    """The JSON object in the regular file ``path`` (a record this package
+    wrote), or None when there is none, or it is no object: a record that
+    cannot be read counts as absent, never as an error."""
+    try:
+        record = json.loads(read_regular(path, limit).decode("utf-8", "replace"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def create_private(path: str, mode: int = 0o600) -> int:

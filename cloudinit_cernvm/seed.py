@@ -284,7 +284,7 @@ def _read_meta_data(path: str, problems: list[str]) -> dict:
         return {}
     except RecursionError:  # the decoder recurses per level
         data = _TOO_DEEP
-    if data is _TOO_DEEP or _depth_beyond(data, MAX_META_DEPTH):
+    if data is _TOO_DEEP or depth_beyond(data, MAX_META_DEPTH):
         problems.append(f"{path}: nested more than {MAX_META_DEPTH} levels deep; ignored")
         return {}
     if not isinstance(data, dict):
@@ -343,7 +343,7 @@ def _read_vendor_data(path: str, problems: list[str]) -> tuple[dict[str, bytes],
     return raw, parsed
 
 
-def _depth_beyond(data: object, limit: int) -> bool:
+def depth_beyond(data: object, limit: int) -> bool:
     """Whether lists and objects in ``data`` nest deeper than ``limit`` (no recursion)."""
     stack: list[tuple[object, int]] = [(data, 1)]
     while stack:

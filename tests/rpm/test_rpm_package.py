@@ -87,6 +87,36 @@ def _build(out: Path, release: str, *flags: str) -> Build:
     return Build(rpm, srpm, proc.stdout + proc.stderr)
 
 
+def _shared(tmp_path_factory) -> Path:
+    """The run's temporary directory that every pytest-xdist worker shares."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _once(out: Path, build) -> dict:
+    """BUILD()'s record, made once for all workers (a lock beside OUT): a
+    failing build is reported once per test, not redone."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done, failed = out / "done.json", out / "failed.txt"
+        if failed.exists():
+            pytest.fail(failed.read_text(), pytrace=False)
+        if not done.exists():
+            out.mkdir(parents=True, exist_ok=True)
+            try:
+                record = build()
+            except AssertionError as exc:
+                failed.write_text(str(exc))
+                raise
+            done.write_text(json.dumps(record))
+        return json.loads(done.read_text())
+
+
+def _saved(build: Build) -> dict:
+    return vars(build) | {"rpm": str(build.rpm), "srpm": str(build.srpm)}
+
+
 @pytest.fixture(scope="session")
 def builds(tmp_path_factory) -> dict[str, Build]:
     """Release 1 (git tree, %check run) and 2 (working tree), built once.
@@ -94,25 +124,13 @@ def builds(tmp_path_factory) -> dict[str, Build]:
     Under pytest-xdist the workers share the builds through a lock in the
     run's common temporary directory.
     """
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
-    out = shared / "rpm-builds"
-    with open(shared / "rpm-builds.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done, failed = out / "done.json", out / "failed.txt"
-        if failed.exists():  # one failing build is reported once per test, not redone
-            pytest.fail(failed.read_text(), pytrace=False)
-        if not done.exists():
-            try:
-                v1 = _build(out / "1", "1")
-                v2 = _build(out / "2", "2", "--worktree", "--nocheck")
-            except AssertionError as exc:
-                failed.write_text(str(exc))
-                raise
-            done.write_text(json.dumps({k: vars(b) | {"rpm": str(b.rpm), "srpm": str(b.srpm)}
-                                        for k, b in (("1", v1), ("2", v2))}))
-        saved = json.loads(done.read_text())
+    def build() -> dict:
+        v1 = _build(out / "1", "1")
+        v2 = _build(out / "2", "2", "--worktree", "--nocheck")
+        return {k: _saved(b) for k, b in (("1", v1), ("2", v2))}
+
+    out = _shared(tmp_path_factory) / "rpm-builds"
+    saved = _once(out, build)
     return {k: Build(Path(v["rpm"]), Path(v["srpm"]), v["log"]) for k, v in saved.items()}
 
 
@@ -473,26 +491,13 @@ def test_erase_of_an_unedited_install_removes_every_file(builds, installed):
 def earlier_build(tmp_path_factory) -> Build:
     """The RPM of the earlier release (``v0.1.0``, from git history), built by
     that release's own tools/build-rpm, as release 1 of its version."""
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
-    out = shared / "rpm-earlier"
-    with open(shared / "rpm-earlier.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done, failed = out / "done.json", out / "failed.txt"
-        if failed.exists():
-            pytest.fail(failed.read_text(), pytrace=False)
-        if not done.exists():
-            tree = earlier_release.extract(out / "tree")
-            try:
-                build = _build_with(tree / "tools/build-rpm", out / "dist", "1",
-                                    "--worktree", "--nocheck")
-            except AssertionError as exc:
-                failed.write_text(str(exc))
-                raise
-            done.write_text(json.dumps(vars(build) | {"rpm": str(build.rpm),
-                                                      "srpm": str(build.srpm)}))
-        saved = json.loads(done.read_text())
+    def build() -> dict:
+        tree = earlier_release.extract(out / "tree")
+        return _saved(_build_with(tree / "tools/build-rpm", out / "dist", "1",
+                                  "--worktree", "--nocheck"))
+
+    out = _shared(tmp_path_factory) / "rpm-earlier"
+    saved = _once(out, build)
     return Build(Path(saved["rpm"]), Path(saved["srpm"]), saved["log"])
 
 
