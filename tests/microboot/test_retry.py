@@ -134,6 +134,18 @@ def test_the_default_budget(fetch) -> None:
     assert (run.seed / "failure").read_text().startswith("unreachable: no connection")
 
 
+def test_the_marker_leaves_no_site_context_of_another_instance(fetch, tmp_path: Path) -> None:
+    """The marker says this instance has no context yet: a ``hepix/`` left
+    without a seed (no ``source``) must not be run as this one's site context."""
+    seed = tmp_path / "seed"
+    (seed / "hepix").mkdir(parents=True, mode=0o700)
+    (seed / "hepix" / "prolog.sh").write_text("echo another instance's\n")
+    with MetadataService("EC2", UD, fault=Fault("503")) as svc:
+        run = fetch(ec2("0"), svc.url, env=NO_TEST_BUDGET)
+    assert run.rc == 2, run.stderr
+    assert is_marker(run.seed)
+
+
 def test_an_earlier_seed_is_kept_not_replaced_by_the_marker(fetch, tmp_path: Path) -> None:
     seed = tmp_path / "seed"
     seed.mkdir(mode=0o700)

@@ -449,7 +449,8 @@ seed_tidy() {
 # the context of an earlier boot, better than none.
 
 # marker_write SEED: WORK's provider and failure into SEED as the marker;
-# source last (failure first, the files of no seed removed before).
+# source last (failure first, the files and SEED_DIRS of no seed removed
+# before: nothing of another instance is left beside the marker).
 marker_write() {
     _seed=$1
     if [ -e "$_seed/source" ] || [ -L "$_seed/source" ]; then
@@ -459,8 +460,9 @@ marker_write() {
     [ -s "$WORK/failure" ] || echo "none: no data" >"$WORK/failure"
     set --
     for _f in user-data $SEED_OWN; do set -- "$@" "$_seed/$_f"; done
+    for _f in $SEED_DIRS; do set -- "$@" "$_seed/$_f"; done
     if mkdir -p "$_seed" 2>"$WORK/seed.err" && chmod 700 "$_seed" 2>>"$WORK/seed.err" &&
-        rm -f "$@" 2>>"$WORK/seed.err" &&
+        rm -rf "$@" 2>>"$WORK/seed.err" &&
         cp "$WORK/failure" "$_seed/.failure.$$" 2>>"$WORK/seed.err" &&
         mv -f "$_seed/.failure.$$" "$_seed/failure" 2>>"$WORK/seed.err" &&
         cp "$WORK/provider" "$_seed/.source.$$" 2>>"$WORK/seed.err" &&
