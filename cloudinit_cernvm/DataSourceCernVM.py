@@ -62,7 +62,7 @@ class DataSourceCernVM(sources.DataSource):
     sensitive_metadata_keys = (*sources.DataSource.sensitive_metadata_keys, "ucontext")
 
     #: the stage this class runs in: which fallback delegates it may run
-    fallback_stage = "local"
+    fallback_stage = providers.LOCAL_STAGE
 
     def __init__(self, sys_cfg, distro, paths, ud_proc=None):
         super().__init__(sys_cfg, distro, paths, ud_proc)
@@ -237,7 +237,7 @@ class DataSourceCernVM(sources.DataSource):
         failed = isinstance(why, seedlib.StageFailed)
         reason = _redacted(why)
         # what nothing can fix is said once, by the network stage, the last to look
-        last = self.fallback_stage == fallback.NETWORK
+        last = self.fallback_stage == providers.NETWORK_STAGE
         found = detect.detect()
         if found is None:
             if failed and last:
@@ -368,7 +368,7 @@ class DataSourceCernVMNet(DataSourceCernVM):
     """The same datasource in the network stage: a seed the local stage did not
     see, or a fallback to a delegate that needs the network."""
 
-    fallback_stage = "network"
+    fallback_stage = providers.NETWORK_STAGE
 
 
 def _normalize(raw: bytes) -> bytes:

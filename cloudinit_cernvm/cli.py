@@ -22,19 +22,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloudinit_cernvm import DEFAULT_SEED_DIR, __version__, contextsh, redact, safefile, userdata
+from cloudinit_cernvm import (
+    DEFAULT_SEED_DIR,
+    __version__,
+    contextsh,
+    providers,
+    redact,
+    safefile,
+    userdata,
+)
 from cloudinit_cernvm.userdata import Part, UserDataError
 
 PROG = "cernvm-context"
 
-#: user-data size limits of the clouds, and whether each counts the bytes
-#: before (False) or after (True) base64
-LIMITS: dict[str, tuple[int, bool]] = {
-    "EC2": (16 * 1024, False),
-    "OpenStack": (64 * 1024, True),
-    "Azure": (64 * 1024, True),
-    "CloudStack": (32 * 1024, True),
-}
+
+def _limited_clouds() -> tuple[providers.Provider, ...]:
+    """The clouds that limit user-data, one provider each: a config drive is
+    OpenStack's, and OpenStack's limit is already said."""
+    first: dict[str, providers.Provider] = {}
+    for provider in providers.PROVIDERS:
+        if provider.user_data_limit:
+            first.setdefault(provider.cloud_name, provider)
+    return tuple(first.values())
+
+
+#: the clouds ``convert`` warns about (``Provider.user_data_limit``)
+LIMITED = _limited_clouds()
 
 DEFAULT_CLOUD_DIR = "/var/lib/cloud"
 #: most bytes of input read: the seed's user-data cap (``seed.MAX_USER_DATA``),
@@ -104,11 +117,13 @@ def size_warnings(
     """Warnings for each cloud whose user-data limit the output exceeds.
 
     ``raw_size`` counts the bytes before base64, ``encoded_size`` after;
-    each cloud counts one of them (``LIMITS``).
+    each cloud counts one of them (``Provider.limit_counts_base64``).
     """
     warnings = []
-    for name, (limit, after_base64) in LIMITS.items():
-        if provider and name.lower() != provider.lower():
+    chosen = providers.get(provider) if provider else None
+    for cloud in (chosen,) if chosen else LIMITED:
+        name, limit, after_base64 = cloud.name, cloud.user_data_limit, cloud.limit_counts_base64
+        if not limit:
             continue
         size = encoded_size if after_base64 else raw_size
         if size > limit:
@@ -544,8 +559,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     )
     conv.add_argument(
         "--provider",
-        choices=sorted(LIMITS, key=str.lower),
-        type=lambda s: next((n for n in LIMITS if n.lower() == s.lower()), s),
+        choices=sorted((p.name for p in providers.PROVIDERS if p.user_data_limit), key=str.lower),
+        type=lambda s: providers.canonical(s) or s,
         help="warn only about this cloud's size limit (default: every limit exceeded)",
     )
     conv.set_defaults(func=cmd_convert)

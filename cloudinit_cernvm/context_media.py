@@ -60,6 +60,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudinit_cernvm import providers
+
 FORMATS: tuple[str, ...] = ("hepix", "opennebula", "configdrive", "cloudstack", "nocloud")
 
 #: the volume label each cloud's readers look for
@@ -72,19 +74,19 @@ LABELS: dict[str, str] = {
 }
 
 KIB = 1024
-#: Largest user-data (as stored, after --convert) each format takes.
-#: OpenStack: 64 KiB (nova's API counts the base64 form, 65535 bytes, but
-#: an image attached by hand is read whole by every reader). CloudStack: its default
-#: ``vm.userdata.max.length`` of 32 KiB. OpenNebula and HEPiX: neither sets a
-#: limit; 1 MiB is this project's cap, far above any real context, and keeps
-#: the one base64 line of context.sh quick to parse in the initramfs.
-USER_DATA_LIMITS: dict[str, int] = {
-    "hepix": 1024 * KIB,
-    "opennebula": 1024 * KIB,
-    "configdrive": 64 * KIB,
-    "cloudstack": 32 * KIB,
-    "nocloud": 1024 * KIB,
-}
+#: Largest user-data (as stored, after --convert) a format takes where its
+#: provider sets no limit (OpenNebula, HEPiX, NoCloud): this project's cap,
+#: far above any real context, which keeps the one base64 line of context.sh
+#: quick to parse in the initramfs.
+MEDIA_CAP = 1024 * KIB
+
+
+def user_data_limit(fmt: str) -> int:
+    """Largest user-data the images of FMT take: their provider's limit
+    (``providers.Provider.user_data_limit``; an image attached by hand is read
+    whole, so the bytes as stored count, not their base64), else MEDIA_CAP."""
+    return providers.with_media(fmt).user_data_limit or MEDIA_CAP
+
 
 #: Largest vendor_data.json / vendor_data2.json: the microboot stage's cap
 #: (OPENSTACK_VD_MAX in microboot/providers/openstack.sh).
@@ -232,7 +234,7 @@ def check_instance_id(value: str) -> str:
 
 def check_user_data_size(fmt: str, data: bytes | None) -> None:
     """Raise if the stored user-data is over what ``fmt``'s cloud accepts."""
-    limit = USER_DATA_LIMITS[fmt]
+    limit = user_data_limit(fmt)
     if data is not None and len(data) > limit:
         raise ContextMediaError(
             f"user-data is {len(data)} bytes; the {fmt} format takes at most {limit} bytes"

@@ -29,12 +29,9 @@ import signal
 import time
 from typing import Callable, TypeVar
 
+from cloudinit_cernvm import providers
+
 T = TypeVar("T")
-
-#: the stage a delegate runs in
-LOCAL = "local"
-NETWORK = "network"
-
 
 class Delegate:
     """A cloud-init datasource class, named by module and class, and its stage."""
@@ -55,22 +52,13 @@ class Delegate:
         return f"Delegate({self.module}.{self.class_name}, {self.stage})"
 
 
-def _ds(name: str, stage: str) -> Delegate:
-    return Delegate(f"cloudinit.sources.DataSource{name}", f"DataSource{name}", stage)
-
-
-#: seed ``source`` provider name -> cloud-init's own datasource for it. The
-#: same classes exist in cloud-init 20.4 to 26.x, with the same constructor
-#: (sys_cfg, distro, paths).
+#: seed ``source`` provider name -> cloud-init's own datasource for it
+#: (``providers.Provider.delegate``). The same classes exist in cloud-init
+#: 20.4 to 26.x, with the same constructor (sys_cfg, distro, paths).
 DELEGATES: dict[str, Delegate] = {
-    "EC2": _ds("Ec2", NETWORK),
-    "GCE": _ds("GCE", NETWORK),
-    "Azure": _ds("Azure", LOCAL),
-    "OpenStack": _ds("OpenStack", NETWORK),
-    "ConfigDrive": _ds("ConfigDrive", LOCAL),
-    "CloudStack": _ds("CloudStack", NETWORK),
-    "OpenNebula": _ds("OpenNebula", LOCAL),
-    "NoCloud": _ds("NoCloud", LOCAL),
+    p.name: Delegate(f"cloudinit.sources.DataSource{p.delegate}", f"DataSource{p.delegate}",
+                     p.delegate_stage)
+    for p in providers.PROVIDERS if p.delegate
 }
 
 

@@ -23,7 +23,7 @@ import inspect
 import json
 import logging
 
-from cloudinit_cernvm import seed
+from cloudinit_cernvm import providers, seed
 
 LOG = logging.getLogger(__name__)
 
@@ -47,10 +47,12 @@ def network_config(provider: str, raw: bytes, path: str, distro: object,
         LOG.warning("CernVM: %s: not a JSON object of at most %d levels; %s",
                     path, MAX_DEPTH, FALLBACK)
         return None
+    record = providers.get(provider)
+    shape = record.network if record else None
     try:
-        if provider in ("OpenStack", "ConfigDrive"):
+        if shape == providers.OPENSTACK_NETWORK:
             return _openstack(data, path)
-        if provider == "EC2":
+        if shape == providers.EC2_NETWORK:
             return _ec2(data, path, distro, sys_cfg)
     except Exception as err:  # cloud-init's converter refused it: not the boot's end
         LOG.warning("CernVM: %s: cloud-init cannot convert it (%s: %s); %s", path,
