@@ -23,13 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.metadata import EC2_ONE_NIC, MetadataService
+from tests.fakes import ec2
+from tests.fakes.metadata import MetadataService
 from tests.fakes.nocloud import SeedServer
 from tests.microboot.conftest import Machine, busybox_path, run_fetch
 
 USER_DATA = (b"#!/bin/sh\nexit\n[ucernvm-begin]\nresize_rootfs=off\n[ucernvm-end]\n"
              b"[amiconfig]\nplugins = cernvm\n[cernvm]\nusers = a:b:c\n")
-EC2_MAC = EC2_ONE_NIC[0]["mac"]
+EC2_MAC = ec2.ONE_NIC[0]["mac"]
 CONTEXT_SH = b"EC2_USER_DATA='" + base64.b64encode(USER_DATA) + b"'\nROOT_PUBKEY=root.pub\n"
 KEY = b"ssh-ed25519 AAAAC3Nza bench@example\n"
 GLIDEIN = base64.b64encode(

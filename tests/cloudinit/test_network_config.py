@@ -18,7 +18,8 @@ import shutil
 import pytest
 
 from tests.cloudinit.helpers import cernvm_warnings
-from tests.fakes.metadata import EC2_TWO_NICS, OPENSTACK_NETWORK_DATA, Instance, MetadataService
+from tests.fakes import ec2, openstack
+from tests.fakes.metadata import Instance, MetadataService
 from tests.microboot.conftest import Machine as StageMachine
 from tests.microboot.conftest import busybox_path, run_fetch
 
@@ -57,17 +58,17 @@ print(json.dumps(cfg))
 #: (seed source, network-data, the interfaces (name, MAC), reference kind,
 #: what the rendered file must hold beyond the fallback)
 CASES = {
-    "configdrive": ("ConfigDrive", OPENSTACK_NETWORK_DATA,
+    "configdrive": ("ConfigDrive", openstack.NETWORK_DATA,
                     [("eth0", "fa:16:3e:2a:4b:01"), ("eth1", "fa:16:3e:2a:4b:02")],
                     "openstack", ["iface eth1 inet static", "10.20.0.15", "10.30.0.0"]),
-    "openstack": ("OpenStack", OPENSTACK_NETWORK_DATA,
+    "openstack": ("OpenStack", openstack.NETWORK_DATA,
                   [("eth0", "fa:16:3e:2a:4b:01"), ("eth1", "fa:16:3e:2a:4b:02")],
                   "openstack", ["iface eth1 inet static", "10.20.0.15"]),
     "ec2": ("EC2", {"interfaces": {"macs": {
                 n["mac"]: {k: (v.split("\n") if "\n" in v else v) for k, v in n.items()
                            if k in ("device-number", "network-card", "local-ipv4s", "ipv6s",
                                     "subnet-ipv4-cidr-block", "subnet-ipv6-cidr-blocks")}
-                for n in EC2_TWO_NICS}}},
+                for n in ec2.TWO_NICS}}},
             [("eth0", "06:5f:3a:9b:10:01"), ("eth1", "06:5f:3a:9b:10:02")],
             "ec2", ["iface eth1 inet dhcp", "172.31.10.6/20", "iface eth0 inet6 dhcp"]),
 }
@@ -144,7 +145,7 @@ def test_network_config_disabled_is_respected(machine_factory, release):
     off = {**NETWORK_ON, "network": {"config": "disabled"}}
     machine = machine_factory(nics=CASES["configdrive"][2], extra_config=off)
     _result, ours = _local_stage(machine, "ConfigDrive",
-                                 json.dumps(OPENSTACK_NETWORK_DATA).encode())
+                                 json.dumps(openstack.NETWORK_DATA).encode())
     assert ours is None  # nothing rendered
     assert cernvm_warnings(machine) == []
     assert "network config version" not in machine.log  # not even converted
@@ -157,8 +158,8 @@ def test_the_stages_seed_end_to_end(machine_factory, release, tmp_path, provider
     stage = tmp_path / "stage"
     dmi = {"EC2": {"sys_vendor": "Amazon EC2"}, "OpenStack": {"product_name": "OpenStack Nova"}}
     with MetadataService(provider, b"#cloud-config\n{}\n",
-                         instance=Instance(nics=EC2_TWO_NICS,
-                                           network_data=OPENSTACK_NETWORK_DATA)) as svc:
+                         instance=Instance(nics=ec2.TWO_NICS,
+                                           network_data=openstack.NETWORK_DATA)) as svc:
         run = run_fetch(busybox_path(tmp_path / "bb"), stage, StageMachine(dmi=dmi[provider]),
                         svc.url)
     assert run.rc == 0, run.stderr

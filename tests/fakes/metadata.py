@@ -1,6 +1,9 @@
 """Loopback metadata services that behave like the real ones, for tests.
 
-Each fake answers the paths the microboot stage asks for, enforces what the
+This module serves; what each cloud answers is its own module beside it
+(``ec2.py``, ``gce.py``, ``azure.py``, ``openstack.py``, ``cloudstack.py``:
+its paths, its rules, its DMI strings), used by the busybox, datasource and
+whole-VM tests alike. Each fake answers the paths the microboot stage asks for, enforces what the
 real service enforces (EC2's IMDSv2 token, GCE's ``Metadata-Flavor``
 header, Azure's ``Metadata: true``) and records every request, so a test
 can count them. ``silent`` accepts connections and never answers. Every
@@ -21,8 +24,6 @@ From the shell (the whole-VM tests)::
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import re
 import signal
 import socket
@@ -33,11 +34,20 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 from urllib.parse import urlsplit
 
-PROVIDERS = ("EC2", "GCE", "Azure", "OpenStack", "CloudStack", "silent")
-TOKEN = "AQAEAFakeTokenForTests=="
+from tests.fakes import azure, cloudstack, ec2, gce, openstack
+from tests.fakes.answers import NOT_FOUND, Reply
+
+#: each cloud's fake, by provider name: a module with ``answer(routes,
+#: method, path, headers)``, its ``DMI``, and ``VERSIONS`` if its tree has
+#: dated versions besides ``latest``
+FAKES = {"EC2": ec2, "GCE": gce, "Azure": azure, "OpenStack": openstack,
+         "CloudStack": cloudstack}
+#: what ``MetadataService`` serves: the clouds, and a service that never answers
+PROVIDERS = (*FAKES, "silent")
 
 
 @dataclass
@@ -54,77 +64,6 @@ class Request:
     size: int = 0
 
 
-#: EC2's per-interface metadata of one network interface, key -> answer, as
-#: IMDS gives it under ``meta-data/network/interfaces/macs/<mac>/`` (several
-#: values: one a line, no line end after the last)
-Nic = dict[str, str]
-
-
-def ec2_nic(mac: str, number: int, ipv4s: list[str], subnet: str, *, card: int | None = None,
-            ipv6s: list[str] | None = None, subnet6: str | None = None) -> Nic:
-    """One interface's tree as a VPC instance's IMDS has it (a key with no value
-    is absent: ``ipv6s`` without IPv6, ``network-card`` on one-card types)."""
-    nic = {"mac": mac, "device-number": str(number),
-           "interface-id": f"eni-0{number}1a2b3c4d5e6f7a8b", "owner-id": "123456789012",
-           "local-hostname": f"ip-{ipv4s[0].replace('.', '-')}.eu-west-1.compute.internal",
-           "local-ipv4s": "\n".join(ipv4s), "subnet-id": f"subnet-0{number}a1b2c3d4e5f60718",
-           "subnet-ipv4-cidr-block": subnet, "vpc-id": "vpc-0a1b2c3d4e5f60718",
-           "vpc-ipv4-cidr-block": "172.31.0.0/16", "security-group-ids": "sg-0123456789abcdef0",
-           "security-groups": "default"}
-    if card is not None:
-        nic["network-card"] = str(card)
-    if ipv6s:
-        nic["ipv6s"] = "\n".join(ipv6s)
-    if subnet6:
-        nic["subnet-ipv6-cidr-blocks"] = subnet6
-    return nic
-
-
-#: one interface, at qemu's default MAC (the whole-VM boots' NIC): what every
-#: VPC instance has
-EC2_ONE_NIC = [ec2_nic("52:54:00:12:34:56", 0, ["172.31.5.10"], "172.31.0.0/20")]
-#: two interfaces on one card: the primary with a secondary IPv4 address and
-#: IPv6, a second one (device 1) in another subnet
-EC2_TWO_NICS = [
-    ec2_nic("06:5f:3a:9b:10:01", 0, ["172.31.10.5", "172.31.10.6"], "172.31.0.0/20", card=0,
-            ipv6s=["2a05:d018:1:200::5"], subnet6="2a05:d018:1:200::/64"),
-    ec2_nic("06:5f:3a:9b:10:02", 1, ["172.31.20.7"], "172.31.16.0/20", card=0),
-]
-
-#: an OpenStack network_data.json as Nova writes it (metadata service and
-#: config drive): two ports, the first by DHCP, the second static with a
-#: route and its own DNS server
-OPENSTACK_NETWORK_DATA: dict = {
-    "links": [
-        {"id": "tapd0a3b1c4-5e", "vif_id": "d0a3b1c4-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
-         "type": "ovs", "mtu": 1450, "ethernet_mac_address": "fa:16:3e:2a:4b:01"},
-        {"id": "tap7f8e9d0c-1b", "vif_id": "7f8e9d0c-1b2a-4c3d-9e8f-7a6b5c4d3e2f",
-         "type": "ovs", "mtu": 1500, "ethernet_mac_address": "fa:16:3e:2a:4b:02"},
-    ],
-    "networks": [
-        {"id": "network0", "type": "ipv4_dhcp", "link": "tapd0a3b1c4-5e",
-         "network_id": "4c1e6a2b-8f3d-4e5a-9b7c-1d2e3f4a5b6c"},
-        {"id": "network1", "type": "ipv4", "link": "tap7f8e9d0c-1b",
-         "ip_address": "10.20.0.15", "netmask": "255.255.255.0",
-         "routes": [{"network": "10.30.0.0", "netmask": "255.255.0.0",
-                     "gateway": "10.20.0.1"}],
-         "network_id": "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d",
-         "services": [{"type": "dns", "address": "10.20.0.2"}]},
-    ],
-    "services": [{"type": "dns", "address": "10.0.0.2"}],
-}
-
-#: the network_data.json of an instance with one port, on a subnet with DHCP,
-#: at qemu's default MAC (the whole-VM boots' NIC)
-OPENSTACK_ONE_PORT: dict = {
-    "links": [{"id": "tap52540012-34", "vif_id": "52540012-3456-4a7b-8c9d-0e1f2a3b4c5d",
-               "type": "ovs", "mtu": 1500, "ethernet_mac_address": "52:54:00:12:34:56"}],
-    "networks": [{"id": "network0", "type": "ipv4_dhcp", "link": "tap52540012-34",
-                  "network_id": "4c1e6a2b-8f3d-4e5a-9b7c-1d2e3f4a5b6c"}],
-    "services": [],
-}
-
-
 @dataclass
 class Instance:
     """What the fake instance reports besides the user-data."""
@@ -137,29 +76,14 @@ class Instance:
     #: GCE: further instance attributes (vcycle's cvm-user-data, ...)
     attributes: dict[str, str] = field(default_factory=dict)
     #: EC2: the network interfaces (``[]``: none listed, 404)
-    nics: list[Nic] = field(default_factory=lambda: [dict(n) for n in EC2_ONE_NIC])
+    nics: list[ec2.Nic] = field(default_factory=lambda: [dict(n) for n in ec2.ONE_NIC])
     #: OpenStack: network_data.json (None: 404, as a cloud without Neutron's)
-    network_data: dict | None = field(default_factory=lambda: OPENSTACK_ONE_PORT)
+    network_data: dict | None = field(default_factory=lambda: openstack.ONE_PORT)
     #: OpenStack: vendor_data.json and vendor_data2.json as nova serves them
     #: (``{}`` where the cloud configures none; None: 404, as from a nova
     #: before Newton, which has no vendor_data2.json)
     vendor_data: bytes | None = b"{}"
     vendor_data2: bytes | None = b"{}"
-
-
-#: the dated versions each service keeps besides ``latest`` (what cloud-init's
-#: own readers ask for first); the same data as ``latest`` here
-VERSIONS: dict[str, tuple[str, ...]] = {
-    "EC2": ("2007-12-15", "2009-04-04", "2016-04-19", "2016-09-02", "2018-09-24",
-            "2021-03-23"),
-    "OpenStack": ("2012-08-10", "2013-10-17"), "CloudStack": ()}
-#: the EC2 versions Nova's metadata service keeps beside ``latest``
-#: (``complete`` OpenStack only)
-NOVA_EC2_VERSIONS = ("1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10",
-                     "2007-12-15", "2008-02-01", "2008-09-01", "2009-04-04")
-
-Reply = tuple[int, bytes]
-NOT_FOUND: Reply = (404, b"Not Found")
 
 
 @dataclass
@@ -270,8 +194,9 @@ class Fault:
         except OSError:
             pass  # the client hung up
 
-class _Routes:
-    """The answers of one provider: ``answer(method, path, headers) -> Reply``."""
+class Routes:
+    """One service's state, handed to its cloud's ``answer``: the user-data,
+    the instance, and the options of the service."""
 
     def __init__(self, provider: str, user_data: bytes | None, inst: Instance,
                  imds_v1_only: bool = False, gce_encoding: str | None = None,
@@ -285,188 +210,31 @@ class _Routes:
         self.complete = complete
 
     def answer(self, method: str, path: str, headers: dict[str, str]) -> Reply:
-        handler: Callable[[str, str, dict[str, str]], Reply] = getattr(
-            self, "_" + self.provider.lower())
+        """The cloud's answer to one request."""
+        fake = FAKES[self.provider]
         # "a//b" is "a/b" to these services (amiconfig.sh asks for ".../2007-12-15//user-data")
         path = re.sub("//+", "/", path)
-        if self.provider in ("EC2", "OpenStack", "CloudStack"):
-            path = self._versioned(path)
+        if hasattr(fake, "VERSIONS"):
+            path = self._versioned(fake, path)
             if path is None:
                 return NOT_FOUND
-        return handler(method, path, headers)
+        return fake.answer(self, method, path, headers)
 
-    def _versioned(self, path: str) -> str | None:
+    def _versioned(self, fake: ModuleType, path: str) -> str | None:
         """A dated version's path as its ``latest`` one (the same data here)."""
         m = re.match(r"^(/openstack)?/(\d{4}-\d{2}-\d{2})(/.*)?$", path)
         if m is None:
             return path
-        versions = VERSIONS[self.provider]
-        if self.provider == "OpenStack" and not m.group(1):
-            versions = NOVA_EC2_VERSIONS if self.complete else ()
+        versions = fake.VERSIONS
+        if hasattr(fake, "EC2_TREE_VERSIONS") and not m.group(1):
+            versions = fake.EC2_TREE_VERSIONS if self.complete else ()
         if m.group(2) not in versions:
             return None
         return f"{m.group(1) or ''}/latest{m.group(3) or ''}"
 
-    @staticmethod
-    def _lookup(items: dict[str, Reply], path: str) -> Reply:
-        """An item, or a directory's listing (children a line, "/" after a directory)."""
-        if path in items:
-            return items[path]
-        if not path.endswith("/"):
-            path += "/"  # a directory's name lists it too
-        children: list[str] = []
-        for key in items:
-            if key.startswith(path) and items[key][0] == 200:
-                rest = key[len(path):]
-                child = rest.split("/", 1)[0] + ("/" if "/" in rest else "")
-                if child not in children:
-                    children.append(child)
-        return (200, "\n".join(children).encode()) if children else NOT_FOUND
-
-    def _ud(self) -> Reply:
+    def user_data_reply(self) -> Reply:
+        """The user-data, or 404 where the instance has none."""
         return NOT_FOUND if self.user_data is None else (200, self.user_data)
-
-    def _ec2(self, method: str, path: str, headers: dict[str, str]) -> Reply:
-        i = self.inst
-        if path == "/latest/api/token":
-            if self.v1_only:
-                return 405, b"Method Not Allowed"
-            if method != "PUT" or "x-aws-ec2-metadata-token-ttl-seconds" not in headers:
-                return 400, b"Bad Request"
-            return 200, TOKEN.encode()
-        if method != "GET":
-            return 405, b"Method Not Allowed"
-        token = headers.get("x-aws-ec2-metadata-token")
-        if not (self.v1_allowed and token is None) and not self.v1_only and token != TOKEN:
-            return 401, b"Unauthorized"
-        doc = {"instanceId": i.instance_id, "availabilityZone": i.zone, "region": i.region,
-               "accountId": "123456789012", "instanceType": "t3.micro"}
-        items = {
-            "/latest/user-data": self._ud(),
-            "/latest/dynamic/instance-identity/document":
-                (200, json.dumps(doc, indent=2).replace('":', '" :').encode()),
-            "/latest/meta-data/instance-id": (200, i.instance_id.encode()),
-            "/latest/meta-data/local-hostname": (200, i.hostname.encode()),
-            "/latest/meta-data/placement/availability-zone": (200, i.zone.encode()),
-        }
-        for n, key in enumerate(i.keys):
-            items[f"/latest/meta-data/public-keys/{n}/openssh-key"] = (200, key.encode() + b"\n")
-        for nic in i.nics:
-            for name, value in nic.items():
-                items[f"/latest/meta-data/network/interfaces/macs/{nic['mac']}/{name}"] = \
-                    (200, value.encode())
-        if self.complete:
-            items.update(self._ec2_rest())
-        return self._lookup(items, path)
-
-    def _ec2_rest(self) -> dict[str, Reply]:
-        """The rest of an instance's EC2 meta-data tree (``complete``): the
-        keys amiconfig's getters read, with values as EC2 gives them."""
-        meta = "/latest/meta-data/"
-        items = {meta + k: (200, v.encode()) for k, v in {
-            "ami-id": "ami-0a1b2c3d4e5f60718", "ami-launch-index": "0",
-            "ami-manifest-path": "(unknown)", "instance-type": "t3.micro",
-            "local-ipv4": "169.254.0.15", "public-hostname": "ec2-198-51-100-7.compute.example",
-            "public-ipv4": "198.51.100.7", "reservation-id": "r-0123456789abcdef0",
-            "security-groups": "default", "block-device-mapping/ami": "/dev/xvda",
-            "block-device-mapping/root": "/dev/xvda"}.items()}
-        return items
-
-    def _gce(self, method: str, path: str, headers: dict[str, str]) -> Reply:
-        # the legacy header is still taken by the v1 tree
-        if headers.get("metadata-flavor") != "Google" and \
-                headers.get("x-google-metadata-request", "").lower() != "true":
-            return 403, b"Missing Metadata-Flavor:Google header."
-        i = self.inst
-        base = "/computeMetadata/v1/instance"
-        items = {
-            f"{base}/attributes/user-data": self._ud(),
-            f"{base}/id": (200, b"4520031799277581759"),
-            f"{base}/hostname": (200, i.hostname.encode()),
-            f"{base}/zone": (200, f"projects/123456/zones/{i.zone}".encode()),
-            f"{base}/attributes/ssh-keys":
-                (200, "".join(f"cernvm:{k}\n" for k in i.keys).encode()),
-        }
-        if self.gce_encoding:
-            items[f"{base}/attributes/user-data-encoding"] = (200, self.gce_encoding.encode())
-        for name, value in i.attributes.items():
-            items[f"{base}/attributes/{name}"] = (200, value.encode())
-        url = urlsplit(path)
-        if "recursive=true" in url.query.lower():
-            # A directory read whole, as JSON (what GCE gives for ?recursive=true).
-            attrs = {k.rsplit("/", 1)[1]: v[1].decode("utf-8", "replace")
-                     for k, v in items.items() if "/attributes/" in k and v[0] == 200}
-            docs = {
-                f"{base}/attributes": attrs,
-                f"{base}": {"attributes": attrs, "hostname": i.hostname,
-                            "id": 4520031799277581759,
-                            "zone": f"projects/123456/zones/{i.zone}"},
-                "/computeMetadata/v1/project/attributes": {},
-            }
-            doc = docs.get(url.path.rstrip("/"))
-            return NOT_FOUND if doc is None else (200, json.dumps(doc, sort_keys=True).encode())
-        return items.get(path, NOT_FOUND)
-
-    def _azure(self, method: str, path: str, headers: dict[str, str]) -> Reply:
-        if headers.get("metadata") != "true":
-            return 400, b'{"error": "Bad request. Required metadata header not specified"}'
-        i = self.inst
-        url = urlsplit(path)
-        if "api-version" not in url.query:
-            return 400, b'{"error": "Bad request. api-version was not specified"}'
-        base = "/metadata/instance/compute"
-        ud = base64.b64encode(self.user_data or b"")
-        items = {
-            f"{base}/userData": (200, ud),
-            f"{base}/vmId": (200, b"5c5b8e1a-3e0d-4d6b-9b9a-0123456789ab"),
-            f"{base}/name": (200, i.hostname.split(".")[0].encode()),
-            f"{base}/location": (200, i.region.encode()),
-            f"{base}/zone": (200, b"1"),
-        }
-        return items.get(url.path, NOT_FOUND)
-
-    def _openstack(self, method: str, path: str, headers: dict[str, str]) -> Reply:
-        i = self.inst
-        meta = {"uuid": "d8e02d56-2648-49a3-bf97-6be8f1204f38", "hostname": i.hostname,
-                "name": "vm1", "availability_zone": "nova", "launch_index": 0,
-                "public_keys": {f"key{n}": k + "\n" for n, k in enumerate(i.keys)}}
-        items = {
-            "/openstack/latest/user_data": self._ud(),
-            "/openstack/latest/meta_data.json": (200, json.dumps(meta).encode()),
-        }
-        if i.network_data is not None:
-            items["/openstack/latest/network_data.json"] = \
-                (200, json.dumps(i.network_data).encode())
-        for name, data in (("vendor_data.json", i.vendor_data),
-                           ("vendor_data2.json", i.vendor_data2)):
-            if data is not None:
-                items[f"/openstack/latest/{name}"] = (200, data)
-        if path.rstrip("/") == "/openstack":
-            return 200, "\n".join([*VERSIONS["OpenStack"], "latest"]).encode()
-        if self.complete:
-            # Nova's EC2-compatible tree beside its own
-            items.update({
-                "/latest/user-data": self._ud(),
-                "/latest/meta-data/instance-id": (200, b"i-00000042"),
-                "/latest/meta-data/local-hostname": (200, i.hostname.encode()),
-                "/latest/meta-data/ami-id": (200, b"ami-00000007"),
-                "/latest/meta-data/ami-launch-index": (200, b"0"),
-                "/latest/meta-data/placement/availability-zone": (200, b"nova"),
-                **{f"/latest/meta-data/public-keys/{n}/openssh-key": (200, k.encode() + b"\n")
-                   for n, k in enumerate(i.keys)},
-            })
-        return self._lookup(items, path)
-
-    def _cloudstack(self, method: str, path: str, headers: dict[str, str]) -> Reply:
-        i = self.inst
-        items = {
-            "/latest/user-data": self._ud(),
-            "/latest/meta-data/instance-id": (200, b"2f5e6b3c-4a5b-4c6d-8e9f-0a1b2c3d4e5f"),
-            "/latest/meta-data/local-hostname": (200, i.hostname.split(".")[0].encode()),
-            "/latest/meta-data/public-keys": (200, "\n".join(i.keys).encode()),
-            "/latest/meta-data/availability-zone": (200, b"zone1"),
-        }
-        return self._lookup(items, path)
 
 
 class _Server(ThreadingHTTPServer):
@@ -513,7 +281,7 @@ class MetadataService:
         self.requests: list[Request] = []
         self.lifetime = lifetime
         self._lock = threading.Lock()
-        self._routes = _Routes(provider, user_data, instance or Instance(),
+        self._routes = Routes(provider, user_data, instance or Instance(),
                                imds_v1_only, gce_encoding, imds_optional, complete)
         #: answers that replace the provider's own, by path with its query
         #: (hostile or broken services in tests): (status, body) or Broken

@@ -57,9 +57,9 @@ def test_seed_from_image(tmp_path, fmt):
 
 def test_config_drive_network_data_reaches_the_seed(tmp_path):
     """make-iso --network-data: the stage keeps the image's network_data.json."""
-    from tests.fakes.metadata import OPENSTACK_NETWORK_DATA
+    from tests.fakes import openstack
 
-    raw = json.dumps(OPENSTACK_NETWORK_DATA, indent=2).encode()
+    raw = json.dumps(openstack.NETWORK_DATA, indent=2).encode()
     (tmp_path / "net.json").write_bytes(raw)
     (tmp_path / "ud").write_bytes(USER_DATA)
     image = tmp_path / "ctx.iso"

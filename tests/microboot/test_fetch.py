@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.metadata import OPENSTACK_ONE_PORT, TOKEN, Instance, MetadataService
+from tests.fakes import azure, ec2, gce, openstack
+from tests.fakes.metadata import Instance, MetadataService
 
 from .conftest import Machine, is_marker, run_fetch, seed_files
 
@@ -22,7 +23,7 @@ UD = b"#!/bin/sh\necho hi\nexit\n[ucernvm-begin]\nresize_rootfs=Off\ncvmfs_branc
 UCONTEXT = b"_UCONTEXT_RESIZE_ROOTFS=0\n_UCONTEXT_CVMFS_BRANCH=prod\n" \
            b"_UCONTEXT_CERNVM_INJECT=aGVsbG8=\n_UCONTEXT_USEGLIDEINWMS=1\n"
 KEY = "ssh-ed25519 AAAAC3Nza test@example"
-EC2 = Machine(dmi={"sys_vendor": "Amazon EC2"})
+EC2 = Machine(dmi=ec2.DMI)
 
 
 def meta(**items: object) -> bytes:
@@ -56,13 +57,13 @@ def test_ec2_imdsv2(fetch) -> None:
     assert svc.count("GET", "/latest/user-data") == 1
     assert svc.count("PUT", "/latest/api/token") == 1
     gets = [r for r in svc.requests if r.method == "GET"]
-    assert gets and all(r.headers.get("x-aws-ec2-metadata-token") == TOKEN for r in gets)
+    assert gets and all(r.headers.get("x-aws-ec2-metadata-token") == ec2.TOKEN for r in gets)
     # an interface without IPv6 has no ipv6s: the one 404
     assert [r.path for r in svc.requests if r.status != 200] == [
         "/latest/meta-data/network/interfaces/macs/52:54:00:12:34:56/ipv6s"]
     assert "provider EC2: DMI sys_vendor is \"Amazon EC2\"" in run.stderr
     assert len(step_lines(run.stderr)) >= 3
-    assert TOKEN not in run.stderr
+    assert ec2.TOKEN not in run.stderr
     assert "Terminated" not in run.stderr  # the watchdog's timer ends quietly
 
 
@@ -140,11 +141,11 @@ def test_stale_seed_files_go(fetch, tmp_path: Path) -> None:
 # --- GCE, Azure, OpenStack, CloudStack -----------------------------------------------
 
 def test_gce_base64_encoding(fetch) -> None:
-    gce = Machine(dmi={"product_name": "Google Compute Engine"})
+    machine = Machine(dmi=gce.DMI)
     zone = Instance(zone="europe-west1-b")
     with MetadataService("GCE", base64.b64encode(UD), instance=zone,
                          gce_encoding="base64") as svc:
-        run = fetch(gce, svc.url)
+        run = fetch(machine, svc.url)
     assert run.rc == 0, run.stderr
     assert seed_files(run.seed) == {
         "source": b"GCE\n", "user-data": UD, "ucontext": UCONTEXT,
@@ -159,9 +160,9 @@ def test_gce_base64_encoding(fetch) -> None:
 
 
 def test_gce_without_encoding_or_keys(fetch) -> None:
-    gce = Machine(dmi={"product_name": "Google Compute Engine"})
+    machine = Machine(dmi=gce.DMI)
     with MetadataService("GCE", UD, instance=Instance(keys=[])) as svc:
-        run = fetch(gce, svc.url)
+        run = fetch(machine, svc.url)
     assert run.rc == 0, run.stderr
     files = seed_files(run.seed)
     assert files["user-data"] == UD
@@ -170,7 +171,7 @@ def test_gce_without_encoding_or_keys(fetch) -> None:
 
 
 def test_azure_imds(fetch) -> None:
-    az = Machine(dmi={"chassis_asset_tag": "7783-7084-3265-9085-8269-3286-77"})
+    az = Machine(dmi=azure.DMI)
     with MetadataService("Azure", UD) as svc:
         run = fetch(az, svc.url)
     assert run.rc == 0, run.stderr
@@ -198,7 +199,7 @@ def test_azure_ovf_env_custom_data(fetch) -> None:
  </wa:ProvisioningSection>
 </Environment>
 """.encode()
-    az = Machine(dmi={"chassis_asset_tag": "7783-7084-3265-9085-8269-3286-77"},
+    az = Machine(dmi=azure.DMI,
                  media={"rd_rdfe_stable.161212-1209": {"ovf-env.xml": ovf}})
     run = fetch(az, "http://127.0.0.1:9")          # no request needed
     assert run.rc == 0, run.stderr
@@ -209,14 +210,14 @@ def test_azure_ovf_env_custom_data(fetch) -> None:
 
 def test_openstack_service(fetch) -> None:
     with MetadataService("OpenStack", UD) as svc:
-        run = fetch(Machine(dmi={"product_name": "OpenStack Nova"}), svc.url)
+        run = fetch(Machine(dmi=openstack.DMI), svc.url)
     assert run.rc == 0, run.stderr
     assert seed_files(run.seed) == {
         "source": b"OpenStack\n", "user-data": UD, "ucontext": UCONTEXT,
         "meta-data": meta(**{"instance-id": "d8e02d56-2648-49a3-bf97-6be8f1204f38",
                              "local-hostname": "vm1.example.org", "public-keys": [KEY],
                              "availability-zone": "nova"}),
-        "network-data": json.dumps(OPENSTACK_ONE_PORT).encode(),
+        "network-data": json.dumps(openstack.ONE_PORT).encode(),
         # nova's answer where the cloud configures no vendor-data
         "vendor-data": b"{}", "vendor-data2": b"{}"}
     assert len(svc.requests) == 5
@@ -225,7 +226,7 @@ def test_openstack_service(fetch) -> None:
 def test_config_drive(fetch) -> None:
     md = {"uuid": "u-1", "hostname": "cd.example", "availability_zone": "z",
           "public_keys": {"a": "ssh-rsa AAA a\n", "b": "ssh-rsa BBB \"b\"\n"}}
-    m = Machine(dmi={"product_name": "OpenStack Nova"}, media={"config-2": {
+    m = Machine(dmi=openstack.DMI, media={"config-2": {
         "openstack/latest/user_data": UD,
         "openstack/latest/meta_data.json": json.dumps(md, indent=1).encode()}})
     run = fetch(m)

@@ -10,11 +10,12 @@ import json
 
 import pytest
 
+from tests.fakes import gce
 from tests.fakes.metadata import Instance, MetadataService
 
 from .conftest import Machine, no_seed
 
-GCE = Machine(dmi={"product_name": "Google Compute Engine"})
+GCE = Machine(dmi=gce.DMI)
 CVM = b"#! /bin/bash\nexit 0\n[amiconfig]\nplugins=cernvm\n[ucernvm-begin]\nresize_rootfs=off\n" \
       b"[ucernvm-end]\n"
 PATH = "/computeMetadata/v1/instance/attributes/user-data"

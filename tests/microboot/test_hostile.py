@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import azure, ec2, gce, openstack
 from tests.fakes.metadata import Broken, Instance, MetadataService
 
 from .conftest import FETCH, Machine, no_seed
 
-GCE = Machine(dmi={"product_name": "Google Compute Engine"})
+GCE = Machine(dmi=gce.DMI)
 INSTANCE = "/computeMetadata/v1/instance/?recursive=true"
 
 
@@ -49,9 +50,9 @@ def test_gce_keys_naming_paths_write_nothing_outside(fetch, tmp_path: Path) -> N
 
 # --- the JSON reader: values from their own path, any size ---------------------------
 
-EC2 = Machine(dmi={"sys_vendor": "Amazon EC2"})
-OPENSTACK = Machine(dmi={"product_name": "OpenStack Nova"})
-AZURE = Machine(dmi={"chassis_asset_tag": "7783-7084-3265-9085-8269-3286-77"})
+EC2 = Machine(dmi=ec2.DMI)
+OPENSTACK = Machine(dmi=openstack.DMI)
+AZURE = Machine(dmi=azure.DMI)
 KEY = "ssh-ed25519 AAAAC3Nza test@example"
 #: a shell script: quotes, backslashes, line ends and what Go's JSON escapes (<>&)
 SCRIPT = b'#!/bin/sh\necho "a \\"b\\" c" >/dev/null 2>&1 && x=$((1<2)) || printf \'%s\\n\' \\\n'
@@ -175,7 +176,7 @@ def test_mime_of_many_base64_parts_reads_the_first_32(fetch) -> None:
 
 def test_long_cmdline_value_is_skipped_quickly(fetch) -> None:
     words = ["root=/dev/vda1", "cernvm.source=" + "x" * 2000, "ds=" + "e" * 1000, "quiet"]
-    m = Machine(dmi={"product_name": "Google Compute Engine"}, cmdline=" ".join(words))
+    m = Machine(dmi=gce.DMI, cmdline=" ".join(words))
     run = fetch(m, args=["--detect"])
     assert run.rc == 0, run.stderr
     assert run.seconds < 5

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import azure
+
 from .conftest import Machine, Run, no_seed, run_fetch
 
 SECRET = b"ssh-rsa SECRETKEYOFTHEHOST root@host\n"
 UD = b"#!/bin/sh\necho hello\n"
-AZURE_DMI = {"chassis_asset_tag": "7783-7084-3265-9085-8269-3286-77"}
+AZURE_DMI = azure.DMI
 
 
 def ovf_env(custom: bytes) -> bytes:

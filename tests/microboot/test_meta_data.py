@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+from tests.fakes import ec2
 from tests.fakes.metadata import MetadataService
 
 from .conftest import Machine
 
-EC2 = Machine(dmi={"sys_vendor": "Amazon EC2"})
+EC2 = Machine(dmi=ec2.DMI)
 KEY = "/latest/meta-data/public-keys/0/openssh-key"
 HOSTNAME = "/latest/meta-data/local-hostname"
 

@@ -13,21 +13,15 @@ import json
 import os
 import subprocess
 
-from tests.fakes.metadata import (
-    EC2_ONE_NIC,
-    EC2_TWO_NICS,
-    OPENSTACK_NETWORK_DATA,
-    Instance,
-    MetadataService,
-    ec2_nic,
-)
+from tests.fakes import ec2, openstack
+from tests.fakes.metadata import Instance, MetadataService
 from tests.harness import sandbox
 
 from .conftest import Machine, seed_files
 
 UD = b"#cloud-config\n{}\n"
-EC2 = Machine(dmi={"sys_vendor": "Amazon EC2"})
-OPENSTACK = Machine(dmi={"product_name": "OpenStack Nova"})
+EC2 = Machine(dmi=ec2.DMI)
+OPENSTACK = Machine(dmi=openstack.DMI)
 NET_PATH = "/latest/meta-data/network/interfaces/macs/"
 
 #: the keys of an interface that cloud-init's Ec2 converter reads
@@ -41,13 +35,13 @@ def leaf(value: str) -> str | list[str]:
 
 
 def test_ec2_two_interfaces(fetch) -> None:
-    with MetadataService("EC2", UD, instance=Instance(nics=EC2_TWO_NICS)) as svc:
+    with MetadataService("EC2", UD, instance=Instance(nics=ec2.TWO_NICS)) as svc:
         run = fetch(EC2, svc.url)
     assert run.rc == 0, run.stderr
     files = seed_files(run.seed)  # asserts 0700 and 0600
     got = json.loads(files["network-data"])
     assert got == {"interfaces": {"macs": {
-        n["mac"]: {k: leaf(v) for k, v in n.items() if k in KEYS} for n in EC2_TWO_NICS}}}
+        n["mac"]: {k: leaf(v) for k, v in n.items() if k in KEYS} for n in ec2.TWO_NICS}}}
     primary = got["interfaces"]["macs"]["06:5f:3a:9b:10:01"]
     assert primary["local-ipv4s"] == ["172.31.10.5", "172.31.10.6"]
     assert primary["ipv6s"] == "2a05:d018:1:200::5"
@@ -61,8 +55,8 @@ def test_ec2_two_interfaces(fetch) -> None:
 def test_ec2_one_interface_in_one_run_with_the_user_data(fetch) -> None:
     """The machine's one interface is the instance's: its keys go with the
     user-data (its MAC from the kernel), no second round trip."""
-    mac = EC2_ONE_NIC[0]["mac"]
-    machine = Machine(dmi={"sys_vendor": "Amazon EC2"}, nics={"lo": "00:00:00:00:00:00",
+    mac = ec2.ONE_NIC[0]["mac"]
+    machine = Machine(dmi=ec2.DMI, nics={"lo": "00:00:00:00:00:00",
                                                                "eth0": mac})
     with MetadataService("EC2", UD) as svc:
         run = fetch(machine, svc.url)
@@ -76,13 +70,13 @@ def test_ec2_one_interface_in_one_run_with_the_user_data(fetch) -> None:
 def test_ec2_local_interface_not_the_instances_asks_again(fetch) -> None:
     """A MAC the list does not hold (the kernel's view is a guess): the
     list's interfaces are asked for in a second run, as without it."""
-    machine = Machine(dmi={"sys_vendor": "Amazon EC2"}, nics={"eth0": "02:00:00:00:00:09"})
+    machine = Machine(dmi=ec2.DMI, nics={"eth0": "02:00:00:00:00:09"})
     with MetadataService("EC2", UD) as svc:
         run = fetch(machine, svc.url)
     assert run.rc == 0, run.stderr
     got = json.loads(seed_files(run.seed)["network-data"])
-    assert list(got["interfaces"]["macs"]) == [EC2_ONE_NIC[0]["mac"]]
-    assert "EC2: interfaces " + EC2_ONE_NIC[0]["mac"] + ": their keys in a second run" \
+    assert list(got["interfaces"]["macs"]) == [ec2.ONE_NIC[0]["mac"]]
+    assert "EC2: interfaces " + ec2.ONE_NIC[0]["mac"] + ": their keys in a second run" \
         in run.stderr
     assert len(svc.requests) == 1 + 5 + 4 + 4
 
@@ -99,7 +93,7 @@ print(json.dumps(ec2.get_instance_metadata("latest", sys.argv[1])["network"]))
 
 def test_ec2_network_data_is_cloud_inits_own_reading(fetch) -> None:
     """The keys we keep hold what cloud-init's Ec2 metadata crawl gives for them."""
-    with MetadataService("EC2", UD, instance=Instance(nics=EC2_TWO_NICS),
+    with MetadataService("EC2", UD, instance=Instance(nics=ec2.TWO_NICS),
                          imds_v1_only=True) as svc:
         run = fetch(EC2, svc.url)
         crawl = subprocess.run(
@@ -124,7 +118,7 @@ def test_ec2_without_interfaces_has_no_network_data(fetch) -> None:
 
 
 def test_ec2_hostile_value_costs_the_network_data_only(fetch) -> None:
-    nic = ec2_nic("06:5f:3a:9b:10:01", 0, ['172.31.10.5"}, "x": {"y'], "172.31.0.0/20")
+    nic = ec2.nic("06:5f:3a:9b:10:01", 0, ['172.31.10.5"}, "x": {"y'], "172.31.0.0/20")
     with MetadataService("EC2", UD, instance=Instance(nics=[nic])) as svc:
         run = fetch(EC2, svc.url)
     assert run.rc == 0, run.stderr
@@ -153,11 +147,11 @@ def test_ec2_interface_key_failing_costs_the_network_data_only(fetch) -> None:
 
 
 def test_openstack_service_as_given(fetch) -> None:
-    two = Instance(network_data=OPENSTACK_NETWORK_DATA)
+    two = Instance(network_data=openstack.NETWORK_DATA)
     with MetadataService("OpenStack", UD, instance=two) as svc:
         run = fetch(OPENSTACK, svc.url)
     assert run.rc == 0, run.stderr
-    assert seed_files(run.seed)["network-data"] == json.dumps(OPENSTACK_NETWORK_DATA).encode()
+    assert seed_files(run.seed)["network-data"] == json.dumps(openstack.NETWORK_DATA).encode()
     assert svc.count("GET", "/openstack/latest/network_data.json") == 1
     assert len(svc.requests) == 5  # user-data, meta-data, network, both vendor files
 
@@ -171,7 +165,7 @@ def test_openstack_without_network_data_is_normal(fetch) -> None:
 
 
 def test_config_drive_as_given(fetch) -> None:
-    raw = json.dumps(OPENSTACK_NETWORK_DATA, indent=1).encode()
+    raw = json.dumps(openstack.NETWORK_DATA, indent=1).encode()
     m = Machine(media={"config-2": {"openstack/latest/user_data": UD,
                                     "openstack/latest/meta_data.json": b'{"uuid": "u-1"}',
                                     "openstack/latest/network_data.json": raw}})

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import ec2 as ec2_fake
+from tests.fakes import openstack as openstack_fake
 from tests.fakes.metadata import Fault, MetadataService
 
 from .conftest import Machine, is_marker, seed_files
@@ -20,12 +22,12 @@ NO_TEST_BUDGET = {"CERNVM_RETRY_S": None}
 
 def ec2(retry: str | None = None) -> Machine:
     words = "BOOT_IMAGE=/vmlinuz quiet" + (f" cernvm.retry={retry}" if retry is not None else "")
-    return Machine(dmi={"sys_vendor": "Amazon EC2"}, cmdline=words)
+    return Machine(dmi=ec2_fake.DMI, cmdline=words)
 
 
 def openstack(retry: str | None = None) -> Machine:
     words = "BOOT_IMAGE=/vmlinuz quiet" + (f" cernvm.retry={retry}" if retry is not None else "")
-    return Machine(dmi={"product_name": "OpenStack Nova"}, cmdline=words)
+    return Machine(dmi=openstack_fake.DMI, cmdline=words)
 
 
 @pytest.mark.parametrize("fault", ["503:3", "429:3", "refuse:3", "drop:3"])

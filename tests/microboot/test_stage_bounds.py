@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import ec2
+
 from .conftest import FETCH, Machine, busybox_path, no_seed
 
-EC2 = Machine(dmi={"sys_vendor": "Amazon EC2"})
+EC2 = Machine(dmi=ec2.DMI)
 # A curl that ignores its time limit and leaves an awk spinning beside it:
 # both write their process ids, so that the test can look for survivors.
 HANGING_CURL = """#!{sh}

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.fakes import openstack
 from tests.fakes.metadata import Instance, MetadataService
 
 from .conftest import Machine, run_fetch, seed_files
 
 UD = b"#cloud-config\nruncmd: [[touch, /user]]\n"
-NOVA = Machine(dmi={"product_name": "OpenStack Nova"})
+NOVA = Machine(dmi=openstack.DMI)
 VD = json.dumps({"cloud-init": "#cloud-config\nruncmd: [[touch, /vendor]]\n",
                  "static": {"proxy": "http://squid.site:3128"}}, indent=2).encode()
 VD2 = json.dumps({"registration": {"token": "s3cret"},
