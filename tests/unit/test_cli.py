@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import cli
+from cloudinit_cernvm import show
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
@@ -154,7 +154,7 @@ def test_other_verbs_do_not_import_the_image_builder():
 
 def test_make_iso_dispatches_to_the_image_builder():
     done = run("make-iso", "--help")
-    if importlib.util.find_spec("cloudinit_cernvm.context_media") is None:
+    if importlib.util.find_spec("cloudinit_cernvm.context_image.make_iso") is None:
         err = assert_one_line_error(done, 2)
         assert "make-iso is not available" in err
     else:
@@ -253,7 +253,7 @@ def test_show_part_descriptions_and_records_keep_no_values():
     from cloudinit_cernvm import userdata
 
     parts = userdata.split_old_syntax((SAMPLES / "legacy-mixed.txt").read_text())
-    described = [cli.describe_part(p) for p in parts]
+    described = [show.describe_part(p) for p in parts]
     assert described[0]["interpreter"] == "/bin/sh"
     assert described[1]["keys"] == ["cvmfs_branch", "resize_rootfs"]
     assert described[2]["sections"] == [
@@ -262,7 +262,7 @@ def test_show_part_descriptions_and_records_keep_no_values():
     ]
     assert described[3]["keys"] == ["resolv_conf"]
     assert "secret" not in json.dumps(described)
-    redacted = cli._redact(
+    redacted = show._redact(
         {
             "command": "/usr/sbin/amiconfig",
             "exit_status": 1,
