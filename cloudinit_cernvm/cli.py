@@ -19,19 +19,18 @@ import gzip
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from cloudinit_cernvm import (
     DEFAULT_SEED_DIR,
     __version__,
     contextsh,
+    input_file,
     providers,
-    redact,
-    safefile,
+    show,
     userdata,
 )
-from cloudinit_cernvm.userdata import Part, UserDataError
+from cloudinit_cernvm.userdata import UserDataError
 
 PROG = "cernvm-context"
 
@@ -50,11 +49,6 @@ def _limited_clouds() -> tuple[providers.Provider, ...]:
 LIMITED = _limited_clouds()
 
 DEFAULT_CLOUD_DIR = "/var/lib/cloud"
-#: most bytes of input read: the seed's user-data cap (``seed.MAX_USER_DATA``),
-#: so that /dev/zero or an endless pipe is one error, not a MemoryError
-MAX_INPUT = 16 * 1024 * 1024
-#: the handlers' records are small; a bigger one is not theirs
-MAX_RECORD = 1024 * 1024
 
 
 class CliError(Exception):
@@ -69,24 +63,22 @@ def _say(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
-def read_input(path: str | None) -> bytes:
-    """Read user-data from ``path`` (``-`` or None: stdin).
+def read_user_data(path: str | None) -> bytes:
+    """Read user-data from ``path`` (``-`` or None: stdin), at most ``input_file.MAX_INPUT``.
 
     A HEPiX/OpenNebula ``context.sh`` is read as the user-data it carries.
     """
-    if path in (None, "-"):
-        raw = sys.stdin.buffer.read(MAX_INPUT + 1)
-        label = "stdin"
-    else:
-        try:
-            with open(path, "rb") as f:  # a FIFO too: '<(command)' is one
-                raw = f.read(MAX_INPUT + 1)
-        except OSError as exc:
-            raise CliError(f"cannot read {path}: {exc.strerror or exc}", 2) from None
-        label = path
-    if len(raw) > MAX_INPUT:
-        raise CliError(f"{label}: more than {MAX_INPUT // (1024 * 1024)} MiB; no cloud takes"
-                       " user-data this large, and a seed this large is refused on boot")
+    from_stdin = path in (None, "-")
+    label = "stdin" if from_stdin else str(path)
+    try:
+        raw = input_file.read_input(path)
+    except input_file.InputTooLarge as exc:
+        raise CliError(f"{label}: more than {exc.cap // (1024 * 1024)} MiB; no cloud takes"
+                       " user-data this large, and a seed this large is refused on boot") from None
+    except OSError as exc:
+        if from_stdin:
+            raise
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}", 2) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -137,7 +129,7 @@ def size_warnings(
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    raw = read_input(args.file)
+    raw = read_user_data(args.file)
     out = userdata.normalize(raw)
     if out == userdata._gunzipped(raw) and not userdata.looks_like_mime(out):
         _say("note: this is already one of cloud-init's own formats; written unchanged")
@@ -158,7 +150,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from cloudinit_cernvm import validate
 
-    raw = read_input(args.file)
+    raw = read_user_data(args.file)
     problems = validate.check(raw)
     failed = validate.has_errors(problems, strict=args.strict)
     try:
@@ -185,23 +177,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     note = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
     types = ", ".join(p.content_type for p in parts)
     count = f"{len(parts)} part{'s' if len(parts) != 1 else ''}"
-    print(f"ok{note}: {_KIND_NAMES[kind]}, {count}: {types}")
+    print(f"ok{note}: {show.KIND_NAMES[kind]}, {count}: {types}")
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from cloudinit_cernvm import explain
 
-    raw = read_input(args.file)
+    raw = read_user_data(args.file)
     report = explain.explain(raw)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(explain.render(report))
     return 0
-
-
-_KIND_NAMES = {"mime": "MIME", "old-syntax": "old syntax", "cloud-init": "cloud-init format"}
 
 
 # --- detect ------------------------------------------------------------------
@@ -236,267 +225,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- show --------------------------------------------------------------------
-
-_SAFE_META = ("instance-id", "local-hostname", "availability-zone", "region")
-_SAFE_RECORD = frozenset(
-    {
-        "command",
-        "exit_status",
-        "returncode",
-        "status",
-        "duration",
-        "duration_ms",
-        "duration_s",
-        "seconds",
-        "started",
-        "finished",
-        "time",
-        "ran",
-        "skipped",
-        "reason",
-        "version",
-        "handler",
-        "frequency",
-        "provider",
-        "source",
-        "count",
-    }
-)
-_LIST_RECORD = frozenset({"warnings", "parts", "problems", "types", "errors", "messages"})
-
-
-def _ini_summary(text: str) -> list[dict[str, Any]]:
-    sections: list[dict[str, Any]] = []
-    from cloudinit_cernvm import validate
-
-    for line in text.split("\n"):
-        header = validate._SECTION.match(line)
-        if header:
-            sections.append({"section": header.group("header"), "keys": []})
-            continue
-        option = validate._OPTION.match(line)
-        if option and sections and not line[:1].isspace() and line.strip()[:1] not in "#;":
-            sections[-1]["keys"].append(option.group("option").strip())
-    return sections
-
-
-def _cloud_config_keys(text: str) -> list[str]:
-    try:
-        import yaml
-
-        loaded = yaml.safe_load(text)
-    except Exception:  # not YAML: validate says why
-        return []
-    return sorted(str(k) for k in loaded) if isinstance(loaded, dict) else []
-
-
-def describe_part(part: Part) -> dict[str, Any]:
-    """What ``show`` tells about a part: its type, size and names, never values."""
-    info: dict[str, Any] = {"type": part.content_type, "bytes": len(part.payload)}
-    if part.encoded is not None:
-        return info
-    ctype = part.content_type
-    text = part.text
-    if ctype in (userdata.AMICONFIG, userdata.AMICONFIG_USER_DATA):
-        info["sections"] = _ini_summary(text)
-    elif ctype == userdata.UCERNVM:
-        from cloudinit_cernvm import ucernvm
-
-        info["keys"] = [key for _, key, _ in ucernvm.block_lines(text)]
-    elif ctype == userdata.CLOUD_CONFIG:
-        info["keys"] = _cloud_config_keys(text)
-    elif ctype in (userdata.SCRIPT, userdata.SCRIPT_BEFORE):
-        info["interpreter"] = text.split("\n", 1)[0][2:].strip()
-        info["lines"] = text.count("\n")
-        when = part.header(userdata.SCRIPT_HEADER)
-        if when:
-            info["runs"] = f"{when} amiconfig"
-    return info
-
-
-def _redact(record: Any) -> Any:
-    """Keep what tells what a handler did; reduce everything else to names."""
-    if not isinstance(record, dict):
-        return type(record).__name__
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if key in _SAFE_RECORD and isinstance(value, str):
-            out[key] = redact.redact_text(value)
-        elif key in _SAFE_RECORD and isinstance(value, (int, float, bool, type(None))):
-            out[key] = value
-        elif key in _LIST_RECORD and isinstance(value, list):
-            out[key] = [redact.redact_text(v) if isinstance(v, str) else _redact(v)
-                        for v in value]
-        elif key in _LIST_RECORD and isinstance(value, (int, float)):
-            out[key] = value
-        elif isinstance(value, dict):
-            out[key] = {"keys": sorted(str(k) for k in value)}
-        elif isinstance(value, list):
-            out[key] = {"items": len(value)}
-        else:
-            out[key] = "(set)"
-    return out
-
-
-def gather_show(seed_dir: str, cloud_dir: str) -> tuple[dict[str, Any], bool]:
-    """Collect what ``show`` reports; the flag tells whether a seed was found."""
-    from cloudinit_cernvm import seed as seed_mod
-
-    report: dict[str, Any] = {"seed": seed_dir}
-    found = True
-    try:
-        seed = seed_mod.read_seed(seed_dir)
-    except (seed_mod.NoSeed, seed_mod.SeedError) as exc:
-        report["error"] = str(exc).splitlines()[0] if str(exc) else f"no seed at {seed_dir}"
-        found = False
-        seed = None
-    if seed is not None:
-        report["provider"] = seed.provider
-        meta = dict(seed.meta_data or {})
-        report["meta_data"] = {
-            "values": {k: meta[k] for k in _SAFE_META if k in meta},
-            "public_keys": len(meta.get("public-keys") or []),
-            "keys": sorted(str(k) for k in meta),
-        }
-        report["ucontext"] = sorted(seed.ucontext or {})
-        # presence and size only: a site's vendor-data may carry credentials
-        report["vendor_data"] = {
-            name: {"bytes": len(raw), "from": seed_mod.VENDOR_FILES[name],
-                   "valid": name in seed.vendor_data}
-            for name, raw in seed.vendor_raw.items()
-        }
-        report["seed_problems"] = [redact.redact_text(p) for p in seed.problems or []]
-        raw = seed.user_data or b""
-        ud: dict[str, Any] = {"bytes": len(raw)}
-        try:
-            kind, parts = userdata.parts_of(raw)
-            ud["format"] = kind
-            ud["parts"] = [describe_part(p) for p in parts]
-        except UserDataError as exc:
-            ud["error"] = str(exc)
-        report["user_data"] = ud
-    records: dict[str, Any] = {}
-    base = _instance_dir(Path(cloud_dir)) / "cernvm"
-    for name in ("amiconfig.json", "ucernvm.json", "hepix.json"):
-        path = base / name
-        if not os.path.lexists(path):
-            continue
-        try:
-            text = safefile.read_regular(str(path), MAX_RECORD).decode("utf-8", "replace")
-            records[name] = _redact(json.loads(text))
-        except OSError as exc:
-            records[name] = {"error": f"unreadable: {exc.strerror or exc}".splitlines()[0]}
-        except (ValueError, RecursionError) as exc:
-            reason = "nested too deep" if isinstance(exc, RecursionError) else exc
-            records[name] = {"error": f"unreadable: {reason}".splitlines()[0]}
-    report["records"] = {"dir": str(base), "files": records}
-    return report, found
-
-
-def _instance_dir(cloud_dir: Path) -> Path:
-    """The current instance's directory, found from cloud-init's own records.
-
-    ``instance`` is an absolute link that only resolves on the machine
-    itself; ``data/instance-id`` names the instance wherever the directory
-    is read (a rescue system, a copy of a disk).
-    """
-    try:
-        raw = safefile.read_regular(str(cloud_dir / "data" / "instance-id"), 4096)
-        iid = raw.decode("utf-8", "replace").strip()
-    except OSError:
-        iid = ""
-    if iid and "/" not in iid and (cloud_dir / "instances" / iid).is_dir():
-        return cloud_dir / "instances" / iid
-    return cloud_dir / "instance"
-
-
-def _print_show(report: dict[str, Any]) -> None:
-    print(f"seed:       {report['seed']}")
-    if "error" in report:
-        print(f"            {report['error']}")
-    if "provider" in report:
-        print(f"provider:   {report['provider']}")
-        meta = report["meta_data"]
-        shown = ", ".join(f"{k} {v}" for k, v in meta["values"].items()) or "none"
-        keys = ", ".join(meta["keys"]) or "-"
-        print(f"meta-data:  {shown}; {meta['public_keys']} public key(s); keys: {keys}")
-        print(f"ucontext:   {', '.join(report['ucontext']) or '-'}")
-        vendor = [f"{name} ({info['from']}, {info['bytes']} bytes"
-                  f"{'' if info['valid'] else ', not used'})"
-                  for name, info in report["vendor_data"].items()]
-        print(f"vendor:     {', '.join(vendor) or 'none'}")
-        ud = report["user_data"]
-        if "error" in ud:
-            print(f"user-data:  {ud['bytes']} bytes, unreadable: {ud['error']}")
-        else:
-            parts = ud["parts"]
-            kind = _KIND_NAMES[ud["format"]]
-            print(f"user-data:  {ud['bytes']} bytes, {kind}, {len(parts)} part(s)")
-            for index, info in enumerate(parts, start=1):
-                print(f"  part {index}: {info['type']}, {info['bytes']} bytes{_part_details(info)}")
-        for problem in report["seed_problems"]:
-            print(f"problem:    {problem}")
-    records = report["records"]
-    if records["files"]:
-        print(f"handlers:   {records['dir']}")
-        for name, record in records["files"].items():
-            fields = "; ".join(f"{k}: {_flat(v)}" for k, v in record.items())
-            print(f"  {name}: {fields}")
-    else:
-        print(f"handlers:   no records in {records['dir']}")
-
-
-def _part_details(info: dict[str, Any]) -> str:
-    if "sections" in info:
-        return (
-            "; "
-            + "; ".join(
-                f"[{s['section']}] {', '.join(s['keys']) or '(empty)'}" for s in info["sections"]
-            )
-            if info["sections"]
-            else ""
-        )
-    if "keys" in info:
-        return f"; keys: {', '.join(info['keys']) or '-'}"
-    if "interpreter" in info:
-        runs = f", runs {info['runs']}" if "runs" in info else ""
-        return f"; {info['interpreter']}, {info['lines']} lines{runs}"
-    return ""
-
-
-def _flat(value: Any) -> str:
-    if isinstance(value, dict):
-        if set(value) == {"keys"}:
-            return ", ".join(value["keys"]) or "-"
-        return ", ".join(f"{k} {_flat(v)}" for k, v in value.items())
-    if isinstance(value, list):
-        return ", ".join(_flat(v) for v in value) or "-"
-    return str(value)
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    report, found = gather_show(args.seed_dir, args.cloud_dir)
-    if args.json:
-        print(json.dumps(report, indent=2, sort_keys=True))
-    else:
-        _print_show(report)
-    return 0 if found else 1
-
-
 # --- make-iso ----------------------------------------------------------------
 
 
 def _make_iso_module() -> Any:
     try:
-        from cloudinit_cernvm import context_media
+        from cloudinit_cernvm.context_image import make_iso
     except ImportError as exc:
         if exc.name and exc.name.startswith("pycdlib"):
             raise CliError(
                 "make-iso needs pycdlib: pip install 'cloudinit-cernvm[iso]'", 2
             ) from None
         raise CliError("make-iso is not available in this installation", 2) from None
-    return context_media
+    return make_iso
 
 
 def cmd_make_iso(args: argparse.Namespace) -> int:
@@ -525,7 +266,7 @@ _EPILOGS = {
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; ``verb`` names the verb about to run, if known.
 
-    ``make-iso``'s options come from ``context_media``, imported only when
+    ``make-iso``'s options come from ``context_image.make_iso``, imported only when
     that verb runs, so the other verbs work without pycdlib.
     """
     parser = argparse.ArgumentParser(
@@ -620,22 +361,22 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     det.add_argument("--json", action="store_true", help="print JSON, for scripts")
     det.set_defaults(func=cmd_detect)
 
-    show = add(
+    show_verb = add(
         "show",
         "on a booted machine: seed, provider, parts, what each handler did",
         "Show the seed (provider, meta-data, user-data parts) and what this project's\n"
         "handlers recorded. Names and sizes only: no values, no secrets.",
     )
-    show.add_argument(
+    show_verb.add_argument(
         "--seed-dir", default=DEFAULT_SEED_DIR, help=f"seed directory (default: {DEFAULT_SEED_DIR})"
     )
-    show.add_argument(
+    show_verb.add_argument(
         "--cloud-dir",
         default=DEFAULT_CLOUD_DIR,
         help=f"cloud-init's directory (default: {DEFAULT_CLOUD_DIR})",
     )
-    show.add_argument("--json", action="store_true", help="print JSON, for scripts")
-    show.set_defaults(func=cmd_show)
+    show_verb.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    show_verb.set_defaults(func=show.cmd_show)
 
     iso = add(
         "make-iso",

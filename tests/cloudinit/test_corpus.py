@@ -19,4 +19,4 @@ REAL = Path(__file__).resolve().parents[1] / "data" / "real"
 
 def test_every_real_context_reaches_cloud_init_as_converted(tmp_path):
     corpus = sorted(p for p in REAL.iterdir() if p.name != "SOURCES")
-    check_batch([cli.read_input(str(p)) for p in corpus], tmp_path)
+    check_batch([cli.read_user_data(str(p)) for p in corpus], tmp_path)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cloudinit_cernvm import context_media
+from cloudinit_cernvm.context_image import make_iso as make_iso_verb
 from tests.harness import sandbox
 
 TOP = Path(__file__).resolve().parents[2]
@@ -47,8 +47,8 @@ def public_key(comment: str = "user@example.org", seed: int = 7) -> str:
 def make_iso(*argv: str) -> int:
     """Run the make-iso verb in-process, as the command line dispatches it."""
     parser = argparse.ArgumentParser(prog="cernvm-context make-iso")
-    context_media.add_arguments(parser)
-    return context_media.run(parser.parse_args([str(a) for a in argv]))
+    make_iso_verb.add_arguments(parser)
+    return make_iso_verb.run(parser.parse_args([str(a) for a in argv]))
 
 
 def make_standard_image(fmt: str, work: Path, image: Path) -> None:
@@ -64,7 +64,7 @@ def make_iso_process(*argv: str, stdin: bytes = b"") -> subprocess.CompletedProc
     """Run the make-iso verb in a fresh Python process (for stdin and exit codes)."""
     code = (
         "import argparse, sys\n"
-        "from cloudinit_cernvm import context_media as m\n"
+        "from cloudinit_cernvm.context_image import make_iso as m\n"
         "p = argparse.ArgumentParser(prog='cernvm-context make-iso')\n"
         "m.add_arguments(p)\n"
         "sys.exit(m.run(p.parse_args(sys.argv[1:])))\n"

@@ -10,7 +10,7 @@ import sys
 import pytest
 from iso_helpers import USER_DATA, make_iso, make_iso_process, public_key
 
-from cloudinit_cernvm import context_media
+from cloudinit_cernvm.context_image import context, iso9660
 
 PRIVATE_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\n"
@@ -159,9 +159,9 @@ def test_failure_while_writing_leaves_nothing(work, capsys, monkeypatch):
 
     def broken(tree, label, fp):
         fp.write(b"half an image")
-        raise context_media.ContextMediaError("writer failed")
+        raise context.ContextMediaError("writer failed")
 
-    monkeypatch.setattr(context_media, "write_iso", broken)
+    monkeypatch.setattr(iso9660, "write_iso", broken)
     assert "writer failed" in fails(work, capsys, "--format", "opennebula")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import context_media
+from cloudinit_cernvm.context_image import iso9660
 
 from .conftest import FETCH
 
@@ -37,7 +37,7 @@ def fat_image(label: bytes, kind: str) -> bytes:
 def iso_image(label: str) -> bytes:
     """An ISO 9660 image labelled ``label`` holding a context.sh."""
     out = io.BytesIO()
-    context_media.write_iso({"context.sh": b"VMID='1'\n"}, label, out)
+    iso9660.write_iso({"context.sh": b"VMID='1'\n"}, label, out)
     return out.getvalue()
 
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import cli
-
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 
@@ -154,7 +152,7 @@ def test_other_verbs_do_not_import_the_image_builder():
 
 def test_make_iso_dispatches_to_the_image_builder():
     done = run("make-iso", "--help")
-    if importlib.util.find_spec("cloudinit_cernvm.context_media") is None:
+    if importlib.util.find_spec("cloudinit_cernvm.context_image.make_iso") is None:
         err = assert_one_line_error(done, 2)
         assert "make-iso is not available" in err
     else:
@@ -247,34 +245,3 @@ def test_show_names_without_values(tmp_path):
     ]
     for text in (out, as_json.stdout.decode()):
         assert "secret" not in text and "vmuser" not in text and "cernvm-prod" not in text
-
-
-def test_show_part_descriptions_and_records_keep_no_values():
-    from cloudinit_cernvm import userdata
-
-    parts = userdata.split_old_syntax((SAMPLES / "legacy-mixed.txt").read_text())
-    described = [cli.describe_part(p) for p in parts]
-    assert described[0]["interpreter"] == "/bin/sh"
-    assert described[1]["keys"] == ["cvmfs_branch", "resize_rootfs"]
-    assert described[2]["sections"] == [
-        {"section": "amiconfig", "keys": ["plugins"]},
-        {"section": "noip", "keys": ["username", "password", "hostname"]},
-    ]
-    assert described[3]["keys"] == ["resolv_conf"]
-    assert "secret" not in json.dumps(described)
-    redacted = cli._redact(
-        {
-            "command": "/usr/sbin/amiconfig",
-            "exit_status": 1,
-            "warnings": ["plugin noip failed"],
-            "settings": {"_UCONTEXT_CVMFS_HTTP_PROXY": "http://user:pw@proxy"},
-            "payload": "password = secret",
-        }
-    )
-    assert redacted == {
-        "command": "/usr/sbin/amiconfig",
-        "exit_status": 1,
-        "warnings": ["plugin noip failed"],
-        "settings": {"keys": ["_UCONTEXT_CVMFS_HTTP_PROXY"]},
-        "payload": "(set)",
-    }

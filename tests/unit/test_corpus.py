@@ -25,7 +25,7 @@ _MARKERS = {ucernvm.BEGIN[1:-1], ucernvm.END[1:-1]}
 
 def user_data(path: Path) -> bytes:
     """The user-data as the CLI reads the file (a context.sh gives its EC2_USER_DATA)."""
-    return cli.read_input(str(path))
+    return cli.read_user_data(str(path))
 
 
 def leaves(mime: bytes) -> list[tuple[str, str]]:

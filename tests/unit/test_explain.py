@@ -55,7 +55,7 @@ def stage_ucontext(user_data: bytes, tmp_path: Path) -> str:
 
 
 def user_data_of(path: Path) -> bytes:
-    return cli.read_input(str(path))
+    return cli.read_user_data(str(path))
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import context_media, hepix
+from cloudinit_cernvm import hepix
+from cloudinit_cernvm.context_image import context, formats, make_iso
 
 
 def seed_with(tmp_path: Path, **files: bytes) -> Path:
@@ -113,16 +114,16 @@ def test_begin_and_epilog_once(tmp_path):
 def test_make_iso_site_files(tmp_path):
     good = tmp_path / "grid-ca.pem"
     good.write_bytes(b"CA")
-    assert context_media.read_site_files([str(good)]) == {"grid-ca.pem": b"CA"}
+    assert make_iso.read_site_files([str(good)]) == {"grid-ca.pem": b"CA"}
     for name in (".hidden", "we ird", "prolog.sh"):
         bad = tmp_path / name
         bad.write_bytes(b"x")
-        with pytest.raises(context_media.ContextMediaError):
-            context_media.read_site_files([str(bad)])
-    with pytest.raises(context_media.ContextMediaError):
-        context_media.read_site_files([str(good), str(good)])
-    ctx = context_media.Context(instance_id="i", files={"grid-ca.pem": b"CA"})
-    with pytest.raises(context_media.ContextMediaError, match="hepix only"):
-        context_media.build_tree("opennebula", ctx)
-    tree = context_media.build_tree("hepix", ctx)
+        with pytest.raises(context.ContextMediaError):
+            make_iso.read_site_files([str(bad)])
+    with pytest.raises(context.ContextMediaError):
+        make_iso.read_site_files([str(good), str(good)])
+    ctx = context.Context(instance_id="i", files={"grid-ca.pem": b"CA"})
+    with pytest.raises(context.ContextMediaError, match="hepix only"):
+        formats.build_tree("opennebula", ctx)
+    tree = formats.build_tree("hepix", ctx)
     assert tree["grid-ca.pem"] == b"CA" and b"FILES='grid-ca.pem'" in tree["context.sh"]

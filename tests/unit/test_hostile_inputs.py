@@ -358,9 +358,9 @@ def test_a_fifo_as_the_record_does_not_block_already_done(tmp_path):
 # --- an input cap for convert and validate (item 11) -------------------------
 
 def test_the_cli_cap_is_the_seeds():
-    from cloudinit_cernvm import cli
+    from cloudinit_cernvm import input_file
 
-    assert cli.MAX_INPUT == seed.MAX_USER_DATA
+    assert input_file.MAX_INPUT == seed.MAX_USER_DATA
 
 
 @pytest.mark.parametrize("verb", ["convert", "validate", "explain"])

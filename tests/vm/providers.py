@@ -2,7 +2,7 @@
 
 One :class:`Cloud` per provider case: the DMI strings the machine shows,
 the fake metadata service (``tests/fakes/metadata.py``) and where the guest
-addresses it, or the context image (``context_media``) on the CD-ROM, and
+addresses it, or the context image (``context_image``) on the CD-ROM, and
 what the seed must then hold. The same user-data goes everywhere: MIME
 multipart with a cloud-config part (a ``runcmd`` marker), a µCernVM block
 and amiconfig sections, so that every consumer has its part.
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloudinit_cernvm import context_media
+from cloudinit_cernvm.context_image import context, formats, iso9660
 from tests.fakes.metadata import Fault, Instance, MetadataService
 
 from . import clouds, qemu
@@ -85,7 +85,7 @@ class Cloud:
     #: fake metadata service (``MetadataService`` provider) and guest address
     service: str | None = None
     service_ip: str | None = None
-    #: context_media format of the CD-ROM
+    #: context_image format of the CD-ROM
     media: str | None = None
     #: extra kernel command line for the guest
     cmdline: str = ""
@@ -153,21 +153,21 @@ def context_image(cloud: Cloud, out: Path, user_data: bytes = USER_DATA) -> Path
     """The cloud's context image, written by this project's make-iso code."""
     if cloud.media is None:
         return None
-    ctx = context_media.Context(instance_id=MEDIA_ID, user_data=user_data,
+    ctx = context.Context(instance_id=MEDIA_ID, user_data=user_data,
                                 ssh_keys=[SSH_KEY], hostname=MEDIA_HOST,
                                 vendor_data=VENDOR_DATA if cloud.vendor else None)
-    tree = context_media.build_tree(cloud.media, ctx)
-    context_media.write_image(tree, context_media.LABELS[cloud.media], str(out), force=True)
+    tree = formats.build_tree(cloud.media, ctx)
+    iso9660.write_image(tree, formats.LABELS[cloud.media], str(out), force=True)
     return out
 
 
 def context_tree(cloud: Cloud, user_data: bytes = USER_DATA) -> dict[str, bytes]:
     """The files of the cloud's context image (for readers that get a directory)."""
     assert cloud.media is not None
-    ctx = context_media.Context(instance_id=MEDIA_ID, user_data=user_data,
+    ctx = context.Context(instance_id=MEDIA_ID, user_data=user_data,
                                 ssh_keys=[SSH_KEY], hostname=MEDIA_HOST,
                                 vendor_data=VENDOR_DATA if cloud.vendor else None)
-    return dict(context_media.build_tree(cloud.media, ctx))
+    return dict(formats.build_tree(cloud.media, ctx))
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from cloudinit_cernvm import context_media
+from cloudinit_cernvm.context_image import context, formats, iso9660
 from tests.cloudinit.helpers import assert_clean_boot
 from tests.harness import sandbox
 
@@ -37,11 +37,11 @@ EPILOG = (f'#!/bin/bash\necho "epilog $1 runcmd=$(cat {RUNCMD_MARKER} 2>/dev/nul
 def test_site_context_from_the_cd_runs_around_the_user_context(vm_image: image.VMImage,
                                                                tmp_path: Path) -> None:
     cloud = CLOUDS["HEPiX"]
-    ctx = context_media.Context(instance_id=MEDIA_ID, user_data=USER_DATA, ssh_keys=[SSH_KEY],
+    ctx = context.Context(instance_id=MEDIA_ID, user_data=USER_DATA, ssh_keys=[SSH_KEY],
                                 hostname=MEDIA_HOST, prolog=PROLOG, epilog=EPILOG,
                                 files={"site.conf": b"cern"})
     iso = tmp_path / "context.iso"
-    context_media.write_image(context_media.build_tree("hepix", ctx), "CONTEXT", str(iso))
+    iso9660.write_image(formats.build_tree("hepix", ctx), "CONTEXT", str(iso))
     res = qemu.boot(smbios=cloud.dmi, cdrom=iso, guestfwd=[], workdir=tmp_path / "boot",
                     image=vm_image, timeout=150)
     conftest.record_boot("hepix_site", res)
@@ -52,7 +52,7 @@ def test_site_context_from_the_cd_runs_around_the_user_context(vm_image: image.V
     assert {k: v for k, v in res.seed.items() if k.startswith("hepix/")} == {
         "hepix/prolog.sh": PROLOG, "hepix/epilog.sh": EPILOG, "hepix/site.conf": b"cern",
         "hepix/root.pub": (SSH_KEY + "\n").encode(),
-        "hepix/context.sh": context_media.build_tree("hepix", ctx)["context.sh"]}
+        "hepix/context.sh": formats.build_tree("hepix", ctx)["context.sh"]}
     assert res.seed_modes["hepix"] == 0o700
 
     # real cloud-init on the seed the guest wrote

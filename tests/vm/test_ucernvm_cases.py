@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cloudinit_cernvm import context_media
+from cloudinit_cernvm.context_image import iso9660
 from tests.microboot.test_ucernvm_compat import PAC, PAC_ESC, PROXY, PROXY_ESC, glidein
 
 EXTRA = b"[ucernvm-begin]\ncvmfs_tag=extra tag\n[ucernvm-end]\n[amiconfig]\nplugins=cernvm\n"
@@ -15,7 +15,7 @@ PICKUP = b"\x1f\x8b\x08\x00pickup"
 
 def cd(tmp_path: Path, files: dict[str, bytes], label: str = "CDROM") -> Path:
     out = tmp_path / "cd.iso"
-    context_media.write_image(files, label, str(out), force=True)
+    iso9660.write_image(files, label, str(out), force=True)
     return out
 
 
