@@ -95,7 +95,7 @@ PROVIDERS: tuple[Provider, ...] = (
              media=("opennebula", "hepix")),
     # µCernVM's CD with user-data.txt: cloud-init's VMware datasource reads
     # guestinfo instead, so nothing can stand in for this stage
-    Provider("vSphere", "vmware", None, "", meta_data=False),
+    Provider("vSphere", "vmware", None, "", meta_data=False, media=("vsphere",)),
     Provider("NoCloud", "nocloud", "NoCloud", LOCAL_STAGE, service=True, media=("nocloud",)),
 )
 

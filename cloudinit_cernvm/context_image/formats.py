@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cloudinit_cernvm.context_image import cloudstack, configdrive, hepix, nocloud, opennebula
+from cloudinit_cernvm.context_image import (
+    cloudstack,
+    configdrive,
+    hepix,
+    nocloud,
+    opennebula,
+    vsphere,
+)
 from cloudinit_cernvm.context_image.context import (
     Context,
     ContextMediaError,
@@ -34,6 +41,7 @@ _TABLE: dict[str, ImageFormat] = {
     "configdrive": ImageFormat(configdrive.LABEL, configdrive.build),
     "cloudstack": ImageFormat(cloudstack.LABEL, cloudstack.build),
     "nocloud": ImageFormat(nocloud.LABEL, nocloud.build),
+    "vsphere": ImageFormat(vsphere.LABEL, vsphere.build),
 }
 
 FORMATS: tuple[str, ...] = tuple(_TABLE)

@@ -175,7 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         choices=FORMATS,
         help="image layout: hepix, opennebula (label CONTEXT), "
-        "configdrive, cloudstack (label config-2), nocloud (label cidata)",
+        "configdrive, cloudstack (label config-2), nocloud (label cidata), "
+        "vsphere (label user-data: user-data.txt alone)",
     )
     parser.add_argument("--user-data", metavar="FILE", help="user-data file ('-': stdin)")
     parser.add_argument(

@@ -15,10 +15,19 @@ from tests.fakes.metadata import FAKES
 from .qemu import METADATA_IP, ROUTER_IP
 
 AZURE_ASSET_TAG = azure.ASSET_TAG
+#: a vSphere VM's UUID, as its /sys/class/dmi/id/product_uuid shows it
+VSPHERE_UUID = "4225b1c7-3d2e-8a4f-9b1c-0d2e3f4a5b6c"
 
 #: each cloud's DMI, from its fake (``tests/fakes/<cloud>.py``)
 DMI: dict[str, dict[str, str]] = {
     **{name: dict(fake.DMI) for name, fake in FAKES.items()},
+    # vSphere has no service: a VM of hardware version 14 or later
+    "vSphere": {
+        "sys_vendor": "VMware, Inc.",
+        "product_name": "VMware7,1",
+        "product_serial": "VMware-42 25 b1 c7 3d 2e 8a 4f-9b 1c 0d 2e 3f 4a 5b 6c",
+        "product_uuid": VSPHERE_UUID,
+    },
     "ConfigDrive": {},
     "OpenNebula": {},
     "none": {},

@@ -134,6 +134,10 @@ CLOUDS: dict[str, Cloud] = {c.name: c for c in (
     Cloud("NoCloud", "NoCloud", "nocloud", MEDIA_ID, media="nocloud", stock_ds="NoCloud",
           meta={"instance-id": MEDIA_ID, "local-hostname": MEDIA_HOST,
                 "public-keys": [SSH_KEY]}),
+    # µCernVM's CD of user-data.txt on a VMware machine: the instance id is
+    # the DMI UUID
+    Cloud("vSphere", "vSphere", "vmware", clouds.VSPHERE_UUID, dmi=clouds.DMI["vSphere"],
+          media="vsphere"),
     # Vac: a plain libvirt machine, EC2's paths on 169.254.169.254, found by the probe
     Cloud("Vac", "EC2", "aws", "i-0123456789abcdef0", service="EC2",
           service_ip=qemu.METADATA_IP, max_requests=10,
@@ -153,20 +157,21 @@ def context_image(cloud: Cloud, out: Path, user_data: bytes = USER_DATA) -> Path
     """The cloud's context image, written by this project's make-iso code."""
     if cloud.media is None:
         return None
-    ctx = context.Context(instance_id=MEDIA_ID, user_data=user_data,
-                                ssh_keys=[SSH_KEY], hostname=MEDIA_HOST,
-                                vendor_data=VENDOR_DATA if cloud.vendor else None)
-    tree = formats.build_tree(cloud.media, ctx)
+    tree = context_tree(cloud, user_data)
     iso9660.write_image(tree, formats.LABELS[cloud.media], str(out), force=True)
     return out
 
 
 def context_tree(cloud: Cloud, user_data: bytes = USER_DATA) -> dict[str, bytes]:
-    """The files of the cloud's context image (for readers that get a directory)."""
+    """The files of the cloud's context image (for readers that get a directory).
+
+    vSphere's CD holds user-data.txt alone: no keys, no hostname."""
     assert cloud.media is not None
+    alone = cloud.media == "vsphere"
     ctx = context.Context(instance_id=MEDIA_ID, user_data=user_data,
-                                ssh_keys=[SSH_KEY], hostname=MEDIA_HOST,
-                                vendor_data=VENDOR_DATA if cloud.vendor else None)
+                          ssh_keys=[] if alone else [SSH_KEY],
+                          hostname=None if alone else MEDIA_HOST,
+                          vendor_data=VENDOR_DATA if cloud.vendor else None)
     return dict(formats.build_tree(cloud.media, ctx))
 
 
