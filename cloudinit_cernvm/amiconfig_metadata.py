@@ -1,4 +1,4 @@
-"""The values of amiconfig's local metadata tree: every key its getters read.
+"""amiconfig's local metadata tree: every key its getters read, and its files.
 
 amiconfig's ``instancedata.py`` reads ``<AMICONFIG_CONTEXT_URL>/meta-data/
 <key>``; plugins fail when a key is missing (``noip`` and ``dnsupdate``
@@ -21,6 +21,8 @@ import os
 import socket
 import struct
 from collections.abc import Mapping
+
+from cloudinit_cernvm import private_files
 
 #: what a key is when neither the provider nor the machine tells
 DEFAULTS = {
@@ -45,6 +47,8 @@ ALIASES = {
     "security-groups": ("security-groups", "security_groups"),
 }
 SIOCGIFADDR = 0x8915
+#: the metadata API version amiconfig.sh and amiconfig use
+EC2_API_VERSION = "2007-12-15"
 
 
 def _text(value: object) -> str | None:
@@ -123,3 +127,51 @@ def tree_values(meta_data: Mapping, instance_id: str | None, hostname: str | Non
     for key, value in DEFAULTS.items():
         values.setdefault(key, value)
     return values
+
+
+class InstanceMeta:
+    """What amiconfig plugins may ask the metadata service for.
+
+    ``meta_data`` is the provider's meta-data as the datasource read it;
+    ``local_ipv4`` the machine's address, for a provider that gives none.
+    """
+
+    __slots__ = ("availability_zone", "instance_id", "local_hostname", "local_ipv4",
+                 "meta_data", "public_keys")
+
+    def __init__(self, instance_id: str | None = None, local_hostname: str | None = None,
+                 public_keys: list[str] | None = None,
+                 availability_zone: str | None = None,
+                 meta_data: Mapping | None = None,
+                 local_ipv4: str | None = None) -> None:
+        self.instance_id = instance_id
+        self.local_hostname = local_hostname
+        self.public_keys = [] if public_keys is None else public_keys
+        self.availability_zone = availability_zone
+        self.meta_data = meta_data if isinstance(meta_data, Mapping) else {}
+        self.local_ipv4 = local_ipv4
+
+
+def write_metadata_tree(base: str, meta: InstanceMeta, user_data: bytes) -> str:
+    """Lay out ``base/2007-12-15`` like the EC2 metadata tree; return its URL.
+
+    amiconfig reads ``<url>/meta-data/<key>`` and ``<url>/user-data``; with a
+    ``file:`` URL it never opens a socket. Every key its getters read is
+    written (``tree_values``: the provider's value, the
+    machine's, or a documented default), and the public keys.
+    """
+    root = os.path.join(private_files.private_dir(base), EC2_API_VERSION)
+    private_files.private_dir(os.path.join(root, "meta-data"))
+    values = tree_values(meta.meta_data, meta.instance_id,
+                                            meta.local_hostname, meta.local_ipv4)
+    files = {f"meta-data/{key}": value for key, value in values.items()}
+    if meta.availability_zone:
+        files["meta-data/placement/availability-zone"] = meta.availability_zone
+    for index, key in enumerate(meta.public_keys):
+        files[f"meta-data/public-keys/{index}/openssh-key"] = key.strip() + "\n"
+    for name, text in files.items():
+        path = os.path.join(root, name)
+        private_files.private_dir(os.path.dirname(path))
+        private_files.write_private(path, text.encode("utf-8"))
+    private_files.write_private(os.path.join(root, "user-data"), user_data)
+    return "file:" + root

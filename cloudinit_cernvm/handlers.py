@@ -10,13 +10,14 @@ user-data of a new instance, so everything here runs once per instance.
 
 - ``text/amiconfig``, ``text/amiconfig-user-data``: collected in order,
   with the µCernVM blocks in their place and the site's extra user-data
-  last (``amiconfig_input.py``); at ``__end__`` the ``sh.before`` scripts
-  run, then amiconfig once on all of them (``amiconfig.py``). amiconfig
-  runs at the first ``__end__`` of a new instance even when the user-data
-  has no such part, as ``amiconfig.sh user`` did: cloud-init calls
-  ``__begin__`` and ``__end__`` of every registered handler on each
-  per-instance consume (user-data, then vendor-data), 20.4 to 26.x; the
-  instance's ``amiconfig.json`` makes the later passes do nothing.
+  last (``amiconfig_input.py``); at ``__end__`` the pass is handed over
+  (``amiconfig_pass.py``): the ``sh.before`` scripts run, then amiconfig
+  once on all of them (``amiconfig.py``). amiconfig runs at the first
+  ``__end__`` of a new instance even when the user-data has no such part,
+  as ``amiconfig.sh user`` did: cloud-init calls ``__begin__`` and
+  ``__end__`` of every registered handler on each per-instance consume
+  (user-data, then vendor-data), 20.4 to 26.x; the instance's
+  ``amiconfig.json`` makes the later passes do nothing.
 - ``text/x-shellscript-before-amiconfig``: old-syntax ``#!/bin/sh.before``
   scripts, collected and run right before amiconfig.
 - ``text/ucernvm``: recorded and compared with the seed (``ucernvm_record.py``).
@@ -54,12 +55,6 @@ AMICONFIG_TYPES = (ct.AMICONFIG, ct.AMICONFIG_USER_DATA)
 TYPES = (*AMICONFIG_TYPES, ct.UCERNVM, ct.SCRIPT_BEFORE)
 #: this project's records, in the instance directory
 RECORD_DIR = "cernvm"
-#: the site's extra context on the root (``amiconfig.sh``'s ``AMI_EXTRA_USER_DATA``)
-EXTRA_USER_DATA = "/cernvm/extra-user-data"
-#: the names of the extra user-data in the seed (captured from a disk by the microboot stage)
-SEED_EXTRA_USER_DATA = "extra-user-data"
-SEED_EXTRA_UCONTEXT = "extra-ucontext"
-MAX_EXTRA = 16 * 1024 * 1024
 
 
 def list_types() -> list[str]:
@@ -186,142 +181,26 @@ def _record_ucernvm(data, name: str, text: str) -> None:
              "" if result.compared else " (the seed has no ucontext to compare with)")
 
 
-def _instance_meta(data) -> amiconfig.InstanceMeta:
-    from cloudinit_cernvm import amiconfig
-
-    ds = data.datasource
-    metadata = getattr(ds, "metadata", None) or {}
+def _public_keys(ds) -> list[str]:
     try:
-        keys = [k for k in ds.get_public_ssh_keys() if isinstance(k, str)]
+        return [k for k in ds.get_public_ssh_keys() if isinstance(k, str)]
     except Exception:  # a datasource without keys
-        keys = []
-
-    def text(key: str) -> str | None:
-        value = metadata.get(key)
-        return value if isinstance(value, str) and value else None
-
-    from cloudinit_cernvm import amiconfig_metadata
-
-    address = amiconfig_metadata.from_meta_data(metadata, "local-ipv4")
-    return amiconfig.InstanceMeta(
-        instance_id=data.get_instance_id(),
-        local_hostname=text("local-hostname") or text("hostname"),
-        public_keys=keys,
-        availability_zone=text("availability-zone"),
-        meta_data=metadata,
-        local_ipv4=address or amiconfig_metadata.local_ipv4(),
-    )
-
-
-def _template_variables(data, meta: amiconfig.InstanceMeta) -> dict:
-    from cloudinit_cernvm import amiconfig
-
-    paths = data.paths
-    instance = amiconfig.load_instance_data(getattr(paths, "run_dir", "/run/cloud-init"))
-    v1 = instance.get("v1") if isinstance(instance.get("v1"), dict) else {}
-    return amiconfig.template_variables(instance, {
-        "hostname": meta.local_hostname or v1.get("local_hostname"),
-        "instance_id": meta.instance_id,
-        "provider": getattr(data.datasource, "provider", None),
-    })
-
-
-def _extra_user_data(data) -> tuple[str, str, str | None] | None:
-    """The site's extra user-data: ``(where, text, its µCernVM ucontext file)`` or None.
-
-    The seed's copy (the microboot stage found ``/cernvm/extra-user-data`` on
-    a disk) comes first, else the file on the root; ``datasource: CernVM:
-    extra_user_data`` names another path (the tests' roots).
-    """
-    seed_dir = getattr(data.datasource, "seed_dir", None)
-    configured = _ds_cfg(data).get("extra_user_data", EXTRA_USER_DATA)
-    candidates = []
-    if seed_dir:
-        candidates.append((os.path.join(seed_dir, SEED_EXTRA_USER_DATA),
-                           os.path.join(seed_dir, SEED_EXTRA_UCONTEXT)))
-    if isinstance(configured, str) and os.path.isabs(configured):
-        candidates.append((configured, None))
-    from cloudinit_cernvm import safefile
-
-    for path, ucontext in candidates:
-        if not os.path.lexists(path):
-            continue
-        try:
-            raw = safefile.read_regular(path, MAX_EXTRA)
-        except OSError as err:
-            LOG.warning("CernVM: extra user-data %s not used: %s", path, err.strerror or err)
-            continue
-        return path, raw.decode("utf-8", "replace"), ucontext
-    return None
-
-
-def _record_extra_ucernvm(data, path: str, text: str, ucontext: str | None) -> None:
-    """The extra user-data's µCernVM settings, compared with the seed's ``extra-ucontext``."""
-    from cloudinit_cernvm import safefile, ucernvm, ucernvm_record
-
-    if ucernvm.BEGIN not in text.split("\n"):
-        return
-    seed_settings = None
-    if ucontext and os.path.lexists(ucontext):
-        try:
-            seed_settings = ucernvm.parse_ucontext(
-                safefile.read_regular(ucontext, MAX_EXTRA).decode("utf-8", "replace"))
-        except OSError as err:
-            LOG.warning("CernVM: %s not compared: %s", ucontext, err.strerror or err)
-    result = ucernvm_record.check(text, seed_settings, name=f"extra user-data {path}")
-    for problem in result.warnings:
-        LOG.warning("CernVM: %s", problem)
-    json_path, _ = ucernvm_record.write(_cernvm_dir(data), result, path,
-                                        stem=ucernvm_record.EXTRA_STEM)
-    LOG.info("CernVM: %d µCernVM setting(s) of the extra user-data recorded in %s",
-             len(result.settings), json_path)
-
-
-def _pieces(state: _Pass, texts: list[str], extra: tuple[str, str, str | None] | None):
-    """The payload's pieces in the original's order: parts, µCernVM blocks, extra last."""
-    from cloudinit_cernvm import amiconfig_input as ami
-
-    pieces = []
-    blocks = list(state.blocks)
-    for index, ((name, _), text) in enumerate(zip(state.parts, texts)):
-        while blocks and blocks[0][0] <= index:
-            pieces.append(ami.Piece(ami.UCERNVM, "ucernvm", blocks.pop(0)[1]))
-        pieces.append(ami.Piece(ami.AMICONFIG, name, text))
-    pieces += [ami.Piece(ami.UCERNVM, "ucernvm", text) for _, text in blocks]
-    if extra is not None:
-        pieces.append(ami.Piece(ami.EXTRA, extra[0], extra[1]))
-    return pieces
+        return []
 
 
 def _finish(data, state: _Pass) -> None:
-    from cloudinit_cernvm import amiconfig, amiconfig_input
+    """At ``__end__``: what the pass collected, handed to one amiconfig run."""
+    from cloudinit_cernvm import amiconfig_pass
 
-    cernvm_dir = _cernvm_dir(data)
-    if amiconfig.read_record(cernvm_dir) is not None:
-        # a later consume of this instance (vendor-data): amiconfig ran or was skipped
-        if state.parts or state.scripts:
-            LOG.info("CernVM: amiconfig already handled for this instance (%s); %d part(s)"
-                     " of this pass not run", os.path.join(cernvm_dir, amiconfig.RECORD_NAME),
-                     len(state.parts) + len(state.scripts))
-        return
-    settings, warnings = amiconfig.settings_from(_ds_cfg(data))
-    extra = _extra_user_data(data)
-    if extra is not None:
-        _record_extra_ucernvm(data, *extra)
-    if (not state.parts and not state.scripts and extra is None and not warnings
-            and not amiconfig.installed(settings.command)):
-        amiconfig.skip_not_installed(cernvm_dir, settings, data.get_instance_id())
-        return
-    meta = _instance_meta(data)
-    variables = None
-    if any(amiconfig.is_template(text) for _, text in state.parts):
-        variables = _template_variables(data, meta)
-    texts, template_warnings = amiconfig.prepare_parts(state.parts, variables)
-    payload = amiconfig_input.payload_texts(_pieces(state, texts, extra))
-    amiconfig.contextualize(
-        cernvm_dir, payload, state.scripts, settings, meta, os.environ,
-        warnings=warnings + template_warnings,
-        part_count=len(state.parts) + (extra is not None),
+    ds = data.datasource
+    instance = amiconfig_pass.Instance(
+        cernvm_dir=_cernvm_dir(data),
+        ds_cfg=_ds_cfg(data),
+        instance_id=data.get_instance_id(),
+        seed_dir=getattr(ds, "seed_dir", None),
+        meta_data=getattr(ds, "metadata", None) or {},
+        public_keys=_public_keys(ds),
+        run_dir=getattr(data.paths, "run_dir", "/run/cloud-init"),
+        provider=getattr(ds, "provider", None),
     )
-    LOG.info("CernVM: amiconfig record in %s%s", os.path.join(cernvm_dir, amiconfig.RECORD_NAME),
-             f" (extra user-data from {extra[0]})" if extra else "")
+    amiconfig_pass.finish(instance, state.parts, state.blocks, state.scripts, os.environ)

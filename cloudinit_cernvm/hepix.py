@@ -105,7 +105,7 @@ def settings_from(ds_cfg: Mapping | None) -> tuple[Settings, list[str]]:
         else:
             problems.append(f"hepix_context_dir {directory!r} is not an absolute path;"
                             f" using {DEFAULT_CONTEXT_DIR}")
-    from cloudinit_cernvm.amiconfig import positive_seconds  # its runner runs the scripts
+    from cloudinit_cernvm.amiconfig_settings import positive_seconds
 
     settings.timeout = positive_seconds(cfg, "hepix_timeout", DEFAULT_TIMEOUT, problems)
     return settings, problems
@@ -190,12 +190,12 @@ def environment(base: Mapping[str, str], variables: Mapping[str, str],
 
 
 def _write_files(directory: str, files: Mapping[str, bytes], skip: tuple[str, ...] = ()) -> None:
-    from cloudinit_cernvm import amiconfig
+    from cloudinit_cernvm import private_files
 
-    amiconfig.private_dir(directory)
+    private_files.private_dir(directory)
     for name, data in files.items():
         if name not in skip:
-            amiconfig.write_private(os.path.join(directory, name), data)
+            private_files.write_private(os.path.join(directory, name), data)
 
 
 def launcher_text(cernvm_dir: str, python: str | None = None) -> str:
@@ -218,9 +218,9 @@ def read_record(cernvm_dir: str) -> dict | None:
 
 
 def _write_record(cernvm_dir: str, record: Mapping) -> None:
-    from cloudinit_cernvm import amiconfig
+    from cloudinit_cernvm import private_files
 
-    amiconfig.write_json(os.path.join(cernvm_dir, RECORD_NAME), record)
+    private_files.write_json(os.path.join(cernvm_dir, RECORD_NAME), record)
 
 
 def _now() -> str:
@@ -245,7 +245,7 @@ def run_script(phase: str, cernvm_dir: str, record: dict,
     Returns its record, the one-line problem (None: exit status 0) and its
     output. The copy and the context directory were written at the prolog.
     """
-    from cloudinit_cernvm import amiconfig, safefile
+    from cloudinit_cernvm import bounded_process, safefile
 
     copy = os.path.join(cernvm_dir, COPY_NAME)
     script = os.path.join(copy, phase)
@@ -262,17 +262,12 @@ def run_script(phase: str, cernvm_dir: str, record: dict,
     log_path = os.path.join(cernvm_dir, f"hepix-{phase.split('.')[0]}.log")
     if not os.path.isdir(context_dir):  # removed since the prolog: as it was
         _write_files(context_dir, _copied(copy), skip=SCRIPTS)
-    result = amiconfig.run_bounded(argv, env, timeout, log_path, cwd=context_dir)
+    result = bounded_process.run_bounded(argv, env, timeout, log_path, cwd=context_dir)
     entry = {
         "started": _now(),
-        "command": argv,
+        **result.record(),
         "cwd": context_dir,
         "variables": sorted(variables),
-        "exit_status": result.status,
-        "signal": amiconfig._signal_name(result.signal) if result.signal is not None else None,
-        "timed_out": result.timed_out,
-        "error": result.error,
-        "duration_s": result.seconds,
         "output": log_path,
         "uid": os.geteuid(),
     }
@@ -301,7 +296,7 @@ def begin(cernvm_dir: str, seed_dir: str, scripts_dir: str, ds_cfg: Mapping | No
     Nothing when the seed holds no site context or this instance's record
     exists (a later consume: vendor-data). Returns the record written.
     """
-    from cloudinit_cernvm import amiconfig, redact
+    from cloudinit_cernvm import bounded_process, private_files, redact
 
     if read_record(cernvm_dir) is not None:
         return None
@@ -315,7 +310,7 @@ def begin(cernvm_dir: str, seed_dir: str, scripts_dir: str, ds_cfg: Mapping | No
     settings, problems = settings_from(ds_cfg)
     for problem in problems:
         LOG.warning("CernVM: %s", problem)
-    amiconfig.private_dir(cernvm_dir)
+    private_files.private_dir(cernvm_dir)
     record: dict = {
         "seed": os.path.join(seed_dir, SEED_SUBDIR),
         "context_dir": settings.context_dir,
@@ -336,7 +331,7 @@ def begin(cernvm_dir: str, seed_dir: str, scripts_dir: str, ds_cfg: Mapping | No
         launcher = os.path.join(scripts_dir, LAUNCHER_NAME)
         try:
             os.makedirs(scripts_dir, exist_ok=True)  # cloud-init's; it makes it too
-            amiconfig.write_private(launcher, launcher_text(cernvm_dir).encode(), mode=0o700)
+            private_files.write_private(launcher, launcher_text(cernvm_dir).encode(), mode=0o700)
             record["launcher"] = launcher
         except OSError as err:
             LOG.warning("CernVM: HEPiX epilog.sh will not run: cannot write %s: %s",
@@ -351,7 +346,7 @@ def begin(cernvm_dir: str, seed_dir: str, scripts_dir: str, ds_cfg: Mapping | No
     LOG.info("CernVM: running the HEPiX prolog.sh in %s (at most %g s)",
              settings.context_dir, settings.timeout)
     entry, problem, output = run_script(PROLOG, cernvm_dir, record, base_env)
-    amiconfig.log_output("HEPiX prolog.sh", output)
+    bounded_process.log_output("HEPiX prolog.sh", output)
     record["prolog"] = entry
     if problem:
         LOG.warning("CernVM: %s", problem)

@@ -19,7 +19,6 @@ import os
 import stat
 
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def kind_of(mode: int) -> str:
@@ -89,26 +88,3 @@ def read_json_record(path: str, limit: int = 1024 * 1024) -> dict | None:
     except (OSError, ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) else None
-
-
-def create_private(path: str, mode: int = 0o600) -> int:
-    """A new, empty file at ``path`` (``mode``), open for writing; its descriptor.
-
-    Whatever stood at ``path`` (a stale record, a symbolic link pointing
-    elsewhere, a FIFO) is removed first, never written through: the new file
-    is created with ``O_EXCL|O_NOFOLLOW``, so that a link put back in the
-    meantime makes the call fail rather than write outside. A directory in
-    the way is an error.
-    """
-    try:
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-    fd = os.open(path, _CREATE_FLAGS, mode)
-    try:
-        os.fchmod(fd, mode)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cloudinit_cernvm import redact, ucernvm
-from cloudinit_cernvm.amiconfig import private_dir, write_json, write_private
+from cloudinit_cernvm.private_files import private_dir, write_json, write_private
 
 JSON_NAME = "ucernvm.json"
 ENV_NAME = "ucernvm.env"

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import amiconfig
+from cloudinit_cernvm import (
+    amiconfig,
+    amiconfig_metadata,
+    amiconfig_settings,
+    bounded_process,
+    private_files,
+    templates,
+)
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "amiconfig"
 
@@ -37,7 +44,7 @@ def script(tmp_path: Path, body: str, name: str = "cmd") -> str:
 
 
 def test_settings_default_to_the_real_amiconfig():
-    settings, problems = amiconfig.settings_from(None)
+    settings, problems = amiconfig_settings.settings_from(None)
     assert settings.command == ["/usr/sbin/amiconfig"]
     assert settings.timeout == 600
     assert settings.done_file == "/var/lib/amiconfig/user.done"
@@ -45,13 +52,14 @@ def test_settings_default_to_the_real_amiconfig():
 
 
 def test_settings_read_command_line_and_timeout():
-    settings, problems = amiconfig.settings_from(
+    settings, problems = amiconfig_settings.settings_from(
         {"amiconfig_command": "/opt/amiconfig --verbose", "amiconfig_timeout": "30",
          "amiconfig_done_file": "/tmp/x.done"})
     assert settings.command == ["/opt/amiconfig", "--verbose"]
     assert settings.timeout == 30.0 and settings.done_file == "/tmp/x.done"
     assert problems == []
-    assert amiconfig.settings_from({"amiconfig_command": ["/a", "b c"]})[0].command == ["/a", "b c"]
+    settings, _ = amiconfig_settings.settings_from({"amiconfig_command": ["/a", "b c"]})
+    assert settings.command == ["/a", "b c"]
 
 
 @pytest.mark.parametrize(("cfg", "fragment"), [
@@ -63,25 +71,25 @@ def test_settings_read_command_line_and_timeout():
     ({"amiconfig_done_file": "relative"}, "not an absolute path"),
 ])
 def test_bad_settings_fall_back_with_one_message(cfg, fragment):
-    settings, problems = amiconfig.settings_from(cfg)
+    settings, problems = amiconfig_settings.settings_from(cfg)
     assert len(problems) == 1 and fragment in problems[0]
-    assert settings == amiconfig.Settings()
+    assert settings == amiconfig_settings.Settings()
 
 
 # --- templates and payload ---------------------------------------------------
 
 
 def test_template_header_is_recognised_like_cloud_init():
-    assert amiconfig.is_template("## template: jinja\n[a]\n")
-    assert amiconfig.is_template("## template:jinja\n")
-    assert not amiconfig.is_template("[a]\n## template: jinja\n")
-    assert not amiconfig.is_template("# template: jinja\n")
+    assert templates.is_template("## template: jinja\n[a]\n")
+    assert templates.is_template("## template:jinja\n")
+    assert not templates.is_template("[a]\n## template: jinja\n")
+    assert not templates.is_template("# template: jinja\n")
 
 
 def test_template_variables_follow_cloud_init_and_add_ours():
     instance = {"v1": {"local_hostname": "h", "instance_id": "i-1", "cloud_name": "aws"},
                 "ds": {"meta-data": {"local-hostname": "h"}}, "merged-cfg": {}}
-    variables = amiconfig.template_variables(instance, {"provider": "EC2", "hostname": None})
+    variables = templates.template_variables(instance, {"provider": "EC2", "hostname": None})
     assert variables["local_hostname"] == "h" and variables["cloud_name"] == "aws"
     assert variables["merged_cfg"] == {} and variables["provider"] == "EC2"
     assert "hostname" not in variables  # None is not a value
@@ -91,7 +99,7 @@ def test_render_template():
     jinja2 = pytest.importorskip("jinja2")
     assert jinja2
     text = "## template: jinja\n[condor]\nhost = {{ v1.local_hostname }}\nid={{ instance_id }}\n"
-    out = amiconfig.render_template(text, {"v1": {"local_hostname": "w1"}, "instance_id": "i-9"})
+    out = templates.render_template(text, {"v1": {"local_hostname": "w1"}, "instance_id": "i-9"})
     assert out == "[condor]\nhost = w1\nid=i-9\n"
 
 
@@ -102,8 +110,8 @@ def test_render_template():
 ])
 def test_render_errors_are_one_line(text, fragment):
     pytest.importorskip("jinja2")
-    with pytest.raises(amiconfig.TemplateError) as err:
-        amiconfig.render_template(text, {"v1": {}})
+    with pytest.raises(templates.TemplateError) as err:
+        templates.render_template(text, {"v1": {}})
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
@@ -124,19 +132,20 @@ def test_payload_joins_parts_in_order_with_newlines():
 
 def test_instance_data_prefers_the_sensitive_copy(tmp_path):
     (tmp_path / "instance-data.json").write_text('{"v1": {"a": "redacted"}}')
-    assert amiconfig.load_instance_data(str(tmp_path)) == {"v1": {"a": "redacted"}}
+    assert templates.load_instance_data(str(tmp_path)) == {"v1": {"a": "redacted"}}
     (tmp_path / "instance-data-sensitive.json").write_text('{"v1": {"a": 1}}')
-    assert amiconfig.load_instance_data(str(tmp_path)) == {"v1": {"a": 1}}
-    assert amiconfig.load_instance_data(str(tmp_path / "none")) == {}
+    assert templates.load_instance_data(str(tmp_path)) == {"v1": {"a": 1}}
+    assert templates.load_instance_data(str(tmp_path / "none")) == {}
 
 
 # --- files -------------------------------------------------------------------
 
 
 def test_metadata_tree_is_private_and_laid_out_like_ec2(tmp_path):
-    meta = amiconfig.InstanceMeta("i-1", "vm1.example.org", ["ssh-rsa AAA a", "ssh-ed25519 BBB b"],
-                                  "zone-a")
-    url = amiconfig.write_metadata_tree(str(tmp_path / "md"), meta, b"[a]\n")
+    meta = amiconfig_metadata.InstanceMeta("i-1", "vm1.example.org",
+                                           ["ssh-rsa AAA a", "ssh-ed25519 BBB b"],
+                                           "zone-a")
+    url = amiconfig_metadata.write_metadata_tree(str(tmp_path / "md"), meta, b"[a]\n")
     root = tmp_path / "md" / "2007-12-15"
     assert url == f"file:{root}"
     assert (root / "meta-data" / "instance-id").read_text() == "i-1"
@@ -149,7 +158,7 @@ def test_metadata_tree_is_private_and_laid_out_like_ec2(tmp_path):
 
 
 def test_metadata_tree_has_every_key_the_getters_read_with_defaults(tmp_path):
-    amiconfig.write_metadata_tree(str(tmp_path), amiconfig.InstanceMeta(), b"")
+    amiconfig_metadata.write_metadata_tree(str(tmp_path), amiconfig_metadata.InstanceMeta(), b"")
     root = tmp_path / "2007-12-15" / "meta-data"
     found = {p.name: p.read_text() for p in root.iterdir() if p.is_file()}
     # nothing known: the documented defaults; no address, no host name invented
@@ -163,7 +172,7 @@ def test_metadata_tree_takes_the_providers_values_then_the_machines(tmp_path):
            "local-ipv4": "10.0.0.5", "public-ipv4": "203.0.113.7",
            "public-hostname": "ec2-203-0-113-7.compute.amazonaws.com",
            "reservation-id": "r-0123", "security-groups": ["web", "ssh"]}
-    amiconfig.write_metadata_tree(str(tmp_path / "ec2"), amiconfig.InstanceMeta(
+    amiconfig_metadata.write_metadata_tree(str(tmp_path / "ec2"), amiconfig_metadata.InstanceMeta(
         "i-1", "ip-10-0-0-5", meta_data=ec2, local_ipv4="192.0.2.9"), b"")
     root = tmp_path / "ec2" / "2007-12-15" / "meta-data"
     assert (root / "ami-launch-index").read_text() == "3"
@@ -173,7 +182,7 @@ def test_metadata_tree_takes_the_providers_values_then_the_machines(tmp_path):
     assert (root / "ami-id").read_text() == "ami-0abc"
     # OpenStack spells them otherwise; the machine gives the address
     openstack = {"launch_index": 1, "hostname": "vm.novalocal", "uuid": "u-1"}
-    amiconfig.write_metadata_tree(str(tmp_path / "os"), amiconfig.InstanceMeta(
+    amiconfig_metadata.write_metadata_tree(str(tmp_path / "os"), amiconfig_metadata.InstanceMeta(
         "u-1", None, meta_data=openstack, local_ipv4="192.0.2.9"), b"")
     root = tmp_path / "os" / "2007-12-15" / "meta-data"
     assert (root / "ami-launch-index").read_text() == "1"
@@ -211,7 +220,7 @@ def test_write_private_replaces_atomically(tmp_path):
     path = tmp_path / "f"
     path.write_text("old")
     path.chmod(0o644)
-    amiconfig.write_private(str(path), b"new")
+    private_files.write_private(str(path), b"new")
     assert path.read_bytes() == b"new" and mode(path) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
@@ -230,7 +239,8 @@ def test_mark_done_touches_like_amiconfig_sh(tmp_path):
 def test_run_records_status_and_output(tmp_path):
     cmd = script(tmp_path, 'echo out; echo err >&2; echo "$GREETING"; exit 4\n')
     out = tmp_path / "out.log"
-    result = amiconfig.run_bounded([cmd], {"GREETING": "hi", "PATH": "/bin:/usr/bin"}, 10, str(out))
+    result = bounded_process.run_bounded([cmd], {"GREETING": "hi", "PATH": "/bin:/usr/bin"}, 10,
+                                         str(out))
     assert result.status == 4 and result.signal is None and not result.timed_out
     assert result.completed
     assert result.output == "out\nerr\nhi\n" and mode(out) == 0o600
@@ -238,7 +248,7 @@ def test_run_records_status_and_output(tmp_path):
 
 
 def test_run_of_a_missing_command(tmp_path):
-    result = amiconfig.run_bounded([str(tmp_path / "absent")], {}, 10, str(tmp_path / "o"))
+    result = bounded_process.run_bounded([str(tmp_path / "absent")], {}, 10, str(tmp_path / "o"))
     assert not result.completed and result.status is None
     assert result.problem("amiconfig", 10) == (
         f"amiconfig not run: {tmp_path / 'absent'}: No such file or directory")
@@ -247,13 +257,13 @@ def test_run_of_a_missing_command(tmp_path):
 def test_run_of_a_command_that_is_not_executable(tmp_path):
     path = tmp_path / "plain"
     path.write_text("#!/bin/sh\n")
-    result = amiconfig.run_bounded([str(path)], {}, 10, str(tmp_path / "o"))
+    result = bounded_process.run_bounded([str(path)], {}, 10, str(tmp_path / "o"))
     assert "Permission denied" in result.problem("amiconfig", 10)
 
 
 def test_run_of_a_crashing_command(tmp_path):
     cmd = script(tmp_path, "kill -SEGV $$\n")
-    result = amiconfig.run_bounded([cmd], {}, 10, str(tmp_path / "o"))
+    result = bounded_process.run_bounded([cmd], {}, 10, str(tmp_path / "o"))
     assert result.signal == signal.SIGSEGV and not result.completed
     assert result.problem("amiconfig", 10) == "amiconfig was killed by signal SIGSEGV"
 
@@ -263,7 +273,7 @@ def test_run_past_the_limit_kills_the_whole_group(tmp_path):
     # the child ignores SIGTERM: only the group's SIGKILL ends it
     cmd = script(tmp_path, f"(trap '' TERM; sleep 60) & echo $$ $! > {pids}; sleep 60\n")
     started = time.monotonic()
-    result = amiconfig.run_bounded([cmd], {"PATH": "/bin:/usr/bin"}, 0.5, str(tmp_path / "o"),
+    result = bounded_process.run_bounded([cmd], {"PATH": "/bin:/usr/bin"}, 0.5, str(tmp_path / "o"),
                                    grace=0.5)
     assert time.monotonic() - started < 5
     assert result.timed_out and not result.completed
@@ -283,10 +293,10 @@ def test_run_waits_for_the_end_or_the_limit_either_way(tmp_path, monkeypatch, pi
         monkeypatch.delattr(os, "pidfd_open", raising=False)
     elif not hasattr(os, "pidfd_open"):
         pytest.skip("no os.pidfd_open in this Python")
-    done = amiconfig.run_bounded([script(tmp_path, "sleep 0.2; exit 3\n")],
+    done = bounded_process.run_bounded([script(tmp_path, "sleep 0.2; exit 3\n")],
                                  {"PATH": "/bin:/usr/bin"}, 10, str(tmp_path / "o"))
     assert (done.status, done.timed_out) == (3, False) and done.seconds >= 0.2
-    late = amiconfig.run_bounded([script(tmp_path, "exec sleep 30\n")],
+    late = bounded_process.run_bounded([script(tmp_path, "exec sleep 30\n")],
                                  {"PATH": "/bin:/usr/bin"}, 0.3, str(tmp_path / "o"), grace=0.1)
     assert late.timed_out and late.signal == signal.SIGTERM and late.status is None
 
@@ -302,7 +312,7 @@ def _running(pid: int) -> bool:
 def test_run_does_not_wait_for_a_daemon_holding_the_output(tmp_path):
     cmd = script(tmp_path, "setsid sleep 30 >/dev/null 2>&1 & echo started\n")
     started = time.monotonic()
-    result = amiconfig.run_bounded([cmd], {"PATH": "/bin:/usr/bin"}, 20, str(tmp_path / "o"))
+    result = bounded_process.run_bounded([cmd], {"PATH": "/bin:/usr/bin"}, 20, str(tmp_path / "o"))
     assert result.status == 0 and time.monotonic() - started < 5
 
 
@@ -327,13 +337,13 @@ def fake_command(tmp_path: Path, config: str = DEFAULT_CFG) -> list[str]:
     return [sys.executable, str(FAKE), "-c", str(cfg)]
 
 
-META = amiconfig.InstanceMeta("i-77", "vm77", ["ssh-ed25519 KEY u@h"])
+META = amiconfig_metadata.InstanceMeta("i-77", "vm77", ["ssh-ed25519 KEY u@h"])
 
 
 def test_contextualize_runs_scripts_then_amiconfig_once(tmp_path, fake_env, caplog):
     record_dir, env = fake_env
     cernvm = tmp_path / "instance" / "cernvm"
-    settings = amiconfig.Settings(fake_command(tmp_path), 30,
+    settings = amiconfig_settings.Settings(fake_command(tmp_path), 30,
                                   str(tmp_path / "state" / "user.done"))
     scripts = [
         amiconfig.Script("part-001", f"#!/bin/sh\necho one >> {record_dir}/events\n"),
@@ -373,7 +383,7 @@ def test_contextualize_runs_scripts_then_amiconfig_once(tmp_path, fake_env, capl
 
 def test_contextualize_with_a_failing_plugin_marks_done(tmp_path, fake_env, caplog):
     _, env = fake_env
-    settings = amiconfig.Settings(fake_command(tmp_path), 30, str(tmp_path / "user.done"))
+    settings = amiconfig_settings.Settings(fake_command(tmp_path), 30, str(tmp_path / "user.done"))
     with caplog.at_level(logging.INFO):
         record = amiconfig.contextualize(str(tmp_path / "c"), ["[amiconfig]\nplugins = fail\n"],
                                          [], settings, META, env)
@@ -389,7 +399,7 @@ def test_contextualize_with_a_failing_plugin_marks_done(tmp_path, fake_env, capl
 
 def test_a_failed_plugin_is_named_in_one_warning(tmp_path, fake_env, caplog):
     _, env = fake_env
-    settings = amiconfig.Settings(fake_command(tmp_path, "[general]\nenabled_plugins =\n"
+    settings = amiconfig_settings.Settings(fake_command(tmp_path, "[general]\nenabled_plugins =\n"
                                                "disabled_plugins = rootsshkeys\n"),
                                   30, str(tmp_path / "user.done"))
     with caplog.at_level(logging.INFO):
@@ -406,7 +416,7 @@ def test_a_failed_plugin_is_named_in_one_warning(tmp_path, fake_env, caplog):
 
 def test_an_uppercase_amiconfig_section_crash_is_explained(tmp_path, fake_env, caplog):
     _, env = fake_env
-    settings = amiconfig.Settings(fake_command(tmp_path), 30, str(tmp_path / "user.done"))
+    settings = amiconfig_settings.Settings(fake_command(tmp_path), 30, str(tmp_path / "user.done"))
     with caplog.at_level(logging.INFO):
         record = amiconfig.contextualize(str(tmp_path / "c"), ["[AMICONFIG]\nplugins = a\n"],
                                          [], settings, META, env)
@@ -421,7 +431,7 @@ def test_a_done_file_present_before_stops_the_run(tmp_path, fake_env, caplog):
     done = tmp_path / "state" / "user.done"
     done.parent.mkdir()
     done.touch()
-    settings = amiconfig.Settings(fake_command(tmp_path), 30, str(done))
+    settings = amiconfig_settings.Settings(fake_command(tmp_path), 30, str(done))
     scripts = [amiconfig.Script("s", f"#!/bin/sh\necho s >> {record_dir}/events\n")]
     with caplog.at_level(logging.INFO):
         record = amiconfig.contextualize(str(tmp_path / "c"), [], scripts, settings, META, env)
@@ -437,7 +447,8 @@ def test_a_done_file_present_before_stops_the_run(tmp_path, fake_env, caplog):
 
 def test_contextualize_with_a_missing_amiconfig_keeps_the_payload(tmp_path, fake_env):
     _, env = fake_env
-    settings = amiconfig.Settings([str(tmp_path / "nope")], 30, str(tmp_path / "user.done"))
+    settings = amiconfig_settings.Settings([str(tmp_path / "nope")], 30,
+                                           str(tmp_path / "user.done"))
     record = amiconfig.contextualize(str(tmp_path / "c"), ["[a]\nx = 1\n"], [], settings, META, env)
     assert record["error"] and record["done_marker"] is None
     assert not Path(settings.done_file).exists() and not amiconfig.already_done(str(tmp_path / "c"))
@@ -447,7 +458,7 @@ def test_contextualize_with_a_missing_amiconfig_keeps_the_payload(tmp_path, fake
 
 def test_without_amiconfig_parts_amiconfig_still_runs(tmp_path, fake_env):
     record_dir, env = fake_env
-    settings = amiconfig.Settings(fake_command(tmp_path), 30, str(tmp_path / "user.done"))
+    settings = amiconfig_settings.Settings(fake_command(tmp_path), 30, str(tmp_path / "user.done"))
     scripts = [amiconfig.Script("s", f"#!/bin/sh\necho s >> {record_dir}/events\n")]
     record = amiconfig.contextualize(str(tmp_path / "c"), [], scripts, settings, META, env)
     assert (record_dir / "events").read_text() == "s\namiconfig\n"
@@ -460,7 +471,8 @@ def test_without_amiconfig_parts_amiconfig_still_runs(tmp_path, fake_env):
 
 def test_without_amiconfig_installed_nothing_asked_is_no_warning(tmp_path, fake_env, caplog):
     _, env = fake_env
-    settings = amiconfig.Settings([str(tmp_path / "nope")], 30, str(tmp_path / "user.done"))
+    settings = amiconfig_settings.Settings([str(tmp_path / "nope")], 30,
+                                           str(tmp_path / "user.done"))
     with caplog.at_level(logging.INFO):
         record = amiconfig.contextualize(str(tmp_path / "c"), [], [], settings, META, env)
     assert "not installed" in record["skipped"] and record["done_marker"] is None

@@ -232,11 +232,11 @@ HOSTILE_TEMPLATES = [
 def test_hostile_templates_are_refused_quickly_and_in_one_line(body, reason):
     import time
 
-    from cloudinit_cernvm import amiconfig
+    from cloudinit_cernvm import templates
 
     started = time.monotonic()
-    with pytest.raises(amiconfig.TemplateError) as err:
-        amiconfig.render_template("## template: jinja\n" + body + "\n", {}, timeout=2.0)
+    with pytest.raises(templates.TemplateError) as err:
+        templates.render_template("## template: jinja\n" + body + "\n", {}, timeout=2.0)
     took = time.monotonic() - started
     assert reason in str(err.value), str(err.value)
     assert "\n" not in str(err.value)
@@ -254,19 +254,19 @@ def test_a_hostile_template_part_is_one_warning_and_goes_to_amiconfig_as_written
 
 
 def test_jinja_powers_associate_to_the_left_so_10_to_10_to_10_is_small():
-    from cloudinit_cernvm import amiconfig
+    from cloudinit_cernvm import templates
 
-    out = amiconfig.render_template("## template: jinja\n{{ 10**10**10 }}\n", {})
+    out = templates.render_template("## template: jinja\n{{ 10**10**10 }}\n", {})
     assert out == "1" + "0" * 100 + "\n"  # (10**10)**10, as Jinja reads it
 
 
 def test_an_ordinary_template_still_renders_in_the_sandbox():
-    from cloudinit_cernvm import amiconfig
+    from cloudinit_cernvm import templates
 
     text = ("## template: jinja\n[condor]\nhost = {{ v1.local_hostname | upper }}\n"
             "{% for i in range(3) %}slot{{ i }} = {{ 2 ** 10 * i }}\n{% endfor %}"
             "{{ 'a-b'.split('-') | join(',') }}\n")
-    out = amiconfig.render_template(text, {"v1": {"local_hostname": "w1"}})
+    out = templates.render_template(text, {"v1": {"local_hostname": "w1"}})
     assert out == "[condor]\nhost = W1\nslot0 = 0\nslot1 = 1024\nslot2 = 2048\na,b\n"
 
 
@@ -291,7 +291,7 @@ def outside_files(tmp_path: Path, names: list[str]) -> dict[Path, Path]:
 
 
 def contextualize_into(tmp_path: Path, cernvm: Path) -> dict:
-    from cloudinit_cernvm import amiconfig
+    from cloudinit_cernvm import amiconfig, amiconfig_metadata, amiconfig_settings
 
     record_dir = tmp_path / "fake-record"
     record_dir.mkdir(exist_ok=True)
@@ -299,9 +299,10 @@ def contextualize_into(tmp_path: Path, cernvm: Path) -> dict:
            "FAKE_AMICONFIG_RECORD": str(record_dir)}
     config = tmp_path / "default.cfg"  # the stand-in reads it as amiconfig does
     config.write_text("[general]\nenabled_plugins = rootsshkeys\ndisabled_plugins =\n")
-    settings = amiconfig.Settings([sys.executable, str(FAKE_AMICONFIG), "-c", str(config)], 30,
-                                  str(tmp_path / "state" / "user.done"))
-    meta = amiconfig.InstanceMeta("i-77", "vm77", ["ssh-ed25519 KEY u@h"])
+    settings = amiconfig_settings.Settings(
+        [sys.executable, str(FAKE_AMICONFIG), "-c", str(config)], 30,
+        str(tmp_path / "state" / "user.done"))
+    meta = amiconfig_metadata.InstanceMeta("i-77", "vm77", ["ssh-ed25519 KEY u@h"])
     scripts = [amiconfig.Script("s", "#!/bin/sh\necho before\n")]
     return amiconfig.contextualize(str(cernvm), ["[amiconfig]\nplugins = condor\n"], scripts,
                                    settings, meta, env)
@@ -393,13 +394,13 @@ def test_endless_or_oversized_input_is_one_line_and_exit_1(tmp_path, verb, sourc
 def test_amiconfig_output_copied_into_the_log_is_redacted(caplog):
     import logging
 
-    from cloudinit_cernvm import amiconfig
+    from cloudinit_cernvm import bounded_process
 
     output = ("plugin noip: password = hunter2\n"
               "using proxy http://user:pw1@squid:3128\n"
               "plugin cernvm configured\n")
     with caplog.at_level(logging.INFO):
-        amiconfig.log_output("amiconfig", output)
+        bounded_process.log_output("amiconfig", output)
     assert "hunter2" not in caplog.text and "pw1" not in caplog.text
     assert "password = (hidden)" in caplog.text
     assert "http://(hidden)@squid:3128" in caplog.text
@@ -407,13 +408,13 @@ def test_amiconfig_output_copied_into_the_log_is_redacted(caplog):
 
 
 def test_template_and_settings_warnings_are_redacted():
-    from cloudinit_cernvm import amiconfig
+    from cloudinit_cernvm import amiconfig, amiconfig_settings
 
     part = '## template: jinja\n[a]\nx = {{ "s" | attr("password=hunter2") }}\n'
     _, warnings = amiconfig.prepare_parts([("p1", part)], {})
     assert len(warnings) == 1 and "hunter2" not in warnings[0], warnings
     assert "password=(hidden)" in warnings[0]
-    _, problems = amiconfig.settings_from({"amiconfig_command": {"token": "t0ps3cret"}})
+    _, problems = amiconfig_settings.settings_from({"amiconfig_command": {"token": "t0ps3cret"}})
     assert len(problems) == 1 and "t0ps3cret" not in problems[0], problems
 
 
