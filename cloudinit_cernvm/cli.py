@@ -22,8 +22,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloudinit_cernvm import DEFAULT_SEED_DIR, __version__, contextsh, redact, safefile, userdata
-from cloudinit_cernvm.userdata import Part, UserDataError
+from cloudinit_cernvm import (
+    DEFAULT_SEED_DIR,
+    __version__,
+    content_types,
+    contextsh,
+    gzip_input,
+    mime_read,
+    redact,
+    safefile,
+    userdata,
+)
+from cloudinit_cernvm.userdata_part import SCRIPT_HEADER, Part, UserDataError, printable
 
 PROG = "cernvm-context"
 
@@ -124,7 +134,7 @@ def size_warnings(
 def cmd_convert(args: argparse.Namespace) -> int:
     raw = read_input(args.file)
     out = userdata.normalize(raw)
-    if out == userdata._gunzipped(raw) and not userdata.looks_like_mime(out):
+    if out == gzip_input.gunzipped(raw) and not mime_read.looks_like_mime(out):
         _say("note: this is already one of cloud-init's own formats; written unchanged")
     if args.gzip:
         out = gzip.compress(out, mtime=0)
@@ -141,7 +151,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from cloudinit_cernvm import validate
+    from cloudinit_cernvm import validate, validate_problem
 
     raw = read_input(args.file)
     problems = validate.check(raw)
@@ -154,8 +164,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         report = {
             "ok": not failed,
             "strict": args.strict,
-            "errors": sum(p.severity == validate.ERROR for p in problems),
-            "warnings": sum(p.severity == validate.WARNING for p in problems),
+            "errors": sum(p.severity == validate_problem.ERROR for p in problems),
+            "warnings": sum(p.severity == validate_problem.WARNING for p in problems),
             "format": kind,
             "parts": [p.content_type for p in parts],
             "findings": [p.as_dict() for p in problems],
@@ -253,14 +263,14 @@ _LIST_RECORD = frozenset({"warnings", "parts", "problems", "types", "errors", "m
 
 def _ini_summary(text: str) -> list[dict[str, Any]]:
     sections: list[dict[str, Any]] = []
-    from cloudinit_cernvm import validate
+    from cloudinit_cernvm import amiconfig_ini
 
     for line in text.split("\n"):
-        header = validate._SECTION.match(line)
+        header = amiconfig_ini.SECTION.match(line)
         if header:
             sections.append({"section": header.group("header"), "keys": []})
             continue
-        option = validate._OPTION.match(line)
+        option = amiconfig_ini.OPTION.match(line)
         if option and sections and not line[:1].isspace() and line.strip()[:1] not in "#;":
             sections[-1]["keys"].append(option.group("option").strip())
     return sections
@@ -283,18 +293,18 @@ def describe_part(part: Part) -> dict[str, Any]:
         return info
     ctype = part.content_type
     text = part.text
-    if ctype in (userdata.AMICONFIG, userdata.AMICONFIG_USER_DATA):
+    if ctype in (content_types.AMICONFIG, content_types.AMICONFIG_USER_DATA):
         info["sections"] = _ini_summary(text)
-    elif ctype == userdata.UCERNVM:
+    elif ctype == content_types.UCERNVM:
         from cloudinit_cernvm import ucernvm
 
         info["keys"] = [key for _, key, _ in ucernvm.block_lines(text)]
-    elif ctype == userdata.CLOUD_CONFIG:
+    elif ctype == content_types.CLOUD_CONFIG:
         info["keys"] = _cloud_config_keys(text)
-    elif ctype in (userdata.SCRIPT, userdata.SCRIPT_BEFORE):
+    elif ctype in (content_types.SCRIPT, content_types.SCRIPT_BEFORE):
         info["interpreter"] = text.split("\n", 1)[0][2:].strip()
         info["lines"] = text.count("\n")
-        when = part.header(userdata.SCRIPT_HEADER)
+        when = part.header(SCRIPT_HEADER)
         if when:
             info["runs"] = f"{when} amiconfig"
     return info
@@ -668,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error{name}: {exc.strerror or exc}")
         return 2
     except Exception as exc:  # a bug: still one line, never a traceback
-        detail = userdata.printable(str(exc).split("\n", 1)[0])
+        detail = printable(str(exc).split("\n", 1)[0])
         _say(f"internal error: {type(exc).__name__}: {detail} (please report)")
         return 70
 

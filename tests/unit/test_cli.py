@@ -250,9 +250,9 @@ def test_show_names_without_values(tmp_path):
 
 
 def test_show_part_descriptions_and_records_keep_no_values():
-    from cloudinit_cernvm import userdata
+    from cloudinit_cernvm import old_syntax
 
-    parts = userdata.split_old_syntax((SAMPLES / "legacy-mixed.txt").read_text())
+    parts = old_syntax.split_old_syntax((SAMPLES / "legacy-mixed.txt").read_text())
     described = [cli.describe_part(p) for p in parts]
     assert described[0]["interpreter"] == "/bin/sh"
     assert described[1]["keys"] == ["cvmfs_branch", "resize_rootfs"]
