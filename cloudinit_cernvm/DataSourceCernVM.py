@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the module itself is imported only where a seed is read
 
 LOG = logging.getLogger(__name__)
 
-#: MIME nested deeper than ``userdata.MAX_MIME_DEPTH`` is not converted but
+#: MIME nested deeper than ``mime_read.MAX_MIME_DEPTH`` is not converted but
 #: given to cloud-init as it is, up to this depth: every supported release
 #: reads it (tests/cloudinit/test_hostile_seed.py); deeper, cloud-init's own
 #: parser fails with a RecursionError and the init stage with it
@@ -373,18 +373,19 @@ class DataSourceCernVMNet(DataSourceCernVM):
 
 def _normalize(raw: bytes) -> bytes:
     """Old-syntax user-data to MIME; on a documented error, the raw data as is."""
-    from cloudinit_cernvm import userdata  # deferred: see the module doc
+    from cloudinit_cernvm import mime_read, userdata  # deferred: see the module doc
+    from cloudinit_cernvm.userdata_part import UserDataError
 
     try:
         return userdata.normalize(raw)
-    except userdata.MimeTooDeep as err:
+    except mime_read.MimeTooDeep as err:
         if err.depth is not None and err.depth <= MAX_RAW_MIME_DEPTH:
             LOG.warning("CernVM: user-data kept as given, not converted: %s", _redacted(err))
             return raw
         LOG.warning("CernVM: user-data not handed to cloud-init, whose own MIME parser"
                     " fails on it too (the seed keeps it): %s", _redacted(err))
         return b""
-    except userdata.UserDataError as err:
+    except UserDataError as err:
         LOG.warning("CernVM: user-data kept as given, not converted: %s", _redacted(err))
         return raw
 

@@ -25,12 +25,14 @@ from cloudinit_cernvm import (
     DEFAULT_SEED_DIR,
     __version__,
     contextsh,
+    gzip_input,
     input_file,
+    mime_read,
     providers,
     show,
     userdata,
 )
-from cloudinit_cernvm.userdata import UserDataError
+from cloudinit_cernvm.userdata_part import UserDataError, printable
 
 PROG = "cernvm-context"
 
@@ -131,7 +133,7 @@ def size_warnings(
 def cmd_convert(args: argparse.Namespace) -> int:
     raw = read_user_data(args.file)
     out = userdata.normalize(raw)
-    if out == userdata._gunzipped(raw) and not userdata.looks_like_mime(out):
+    if out == gzip_input.gunzipped(raw) and not mime_read.looks_like_mime(out):
         _say("note: this is already one of cloud-init's own formats; written unchanged")
     if args.gzip:
         out = gzip.compress(out, mtime=0)
@@ -148,7 +150,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from cloudinit_cernvm import validate
+    from cloudinit_cernvm import validate, validate_problem
 
     raw = read_user_data(args.file)
     problems = validate.check(raw)
@@ -161,8 +163,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         report = {
             "ok": not failed,
             "strict": args.strict,
-            "errors": sum(p.severity == validate.ERROR for p in problems),
-            "warnings": sum(p.severity == validate.WARNING for p in problems),
+            "errors": sum(p.severity == validate_problem.ERROR for p in problems),
+            "warnings": sum(p.severity == validate_problem.WARNING for p in problems),
             "format": kind,
             "parts": [p.content_type for p in parts],
             "findings": [p.as_dict() for p in problems],
@@ -424,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error{name}: {exc.strerror or exc}")
         return 2
     except Exception as exc:  # a bug: still one line, never a traceback
-        detail = userdata.printable(str(exc).split("\n", 1)[0])
+        detail = printable(str(exc).split("\n", 1)[0])
         _say(f"internal error: {type(exc).__name__}: {detail} (please report)")
         return 70
 

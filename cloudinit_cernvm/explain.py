@@ -15,7 +15,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cloudinit_cernvm import amiconfig_ini, redact, ucernvm, userdata, validate
+from cloudinit_cernvm import amiconfig_ini, mime_read, redact, ucernvm, userdata, validate
+from cloudinit_cernvm.content_types import CLOUD_CONFIG, SCRIPT, SCRIPT_BEFORE
+from cloudinit_cernvm.old_syntax import MARKER, is_old_syntax, split_old_syntax
+from cloudinit_cernvm.userdata_part import Part
+from cloudinit_cernvm.validate_amiconfig import Joined, is_amiconfig
+from cloudinit_cernvm.validate_mime import mime_placed
+from cloudinit_cernvm.validate_problem import Place
 
 #: the microboot stage writes at most this many settings (as its awk does)
 MAX_SETTINGS = 256
@@ -24,9 +30,9 @@ _SAFE_VALUE = re.compile(r"[A-Za-z0-9_./:,@%+=-]*")
 
 #: when each kind of script runs, on a CernVM machine with this project
 WHEN = {
-    userdata.SCRIPT_BEFORE: "before amiconfig: cloud-init's network stage (init), right "
+    SCRIPT_BEFORE: "before amiconfig: cloud-init's network stage (init), right "
     "before amiconfig runs",
-    userdata.SCRIPT: "after amiconfig: cloud-init's final stage (modules --mode final, "
+    SCRIPT: "after amiconfig: cloud-init's final stage (modules --mode final, "
     "scripts_user)",
     "text/cloud-boothook": "cloud-init's network stage (init), as soon as the part is read, "
     "before amiconfig",
@@ -120,7 +126,7 @@ def stage_texts(raw: bytes) -> list[str]:
     return _placed(raw)[2]
 
 
-def _where(place: validate._Place, line: int | None) -> str:
+def _where(place: Place, line: int | None) -> str:
     return place.problem(line, "mime-malformed", "").where
 
 
@@ -150,9 +156,9 @@ def _user_shown(user: str) -> str:
     return ":".join([*fields[:2], "(password set)" if fields[2] else "(no password)"])
 
 
-def _amiconfig(placed: list[tuple[userdata.Part, validate._Place]]) -> dict[str, Any]:
-    texts = [(p.text, place) for p, place in placed if validate._is_amiconfig(p)]
-    joined = validate._Joined(texts)
+def _amiconfig(placed: list[tuple[Part, Place]]) -> dict[str, Any]:
+    texts = [(p.text, place) for p, place in placed if is_amiconfig(p)]
+    joined = Joined(texts)
     reading = amiconfig_ini.read(joined.text)
     report: dict[str, Any] = {"parts": len(texts), "sections": [], "plugins": None, "fails": None}
     try:
@@ -197,23 +203,23 @@ def _amiconfig(placed: list[tuple[userdata.Part, validate._Place]]) -> dict[str,
     return report
 
 
-def _script(part: userdata.Part, place: validate._Place) -> dict[str, Any]:
+def _script(part: Part, place: Place) -> dict[str, Any]:
     lines = part.text.split("\n")
     first = lines[0]
     ctype = part.content_type
-    marker = userdata._MARKER.match(first)
+    marker = MARKER.match(first)
     if marker and marker.group(3) == "before":
-        ctype = userdata.SCRIPT_BEFORE
+        ctype = SCRIPT_BEFORE
     return {
         "where": _where(place, None),
         "type": part.content_type,
         "interpreter": (marker.group(2) if marker else first[2:]).strip() or first,
         "lines": part.text.count("\n"),
-        "runs": WHEN.get(ctype, WHEN[userdata.SCRIPT]),
+        "runs": WHEN.get(ctype, WHEN[SCRIPT]),
     }
 
 
-def _cloud_config(part: userdata.Part, place: validate._Place) -> dict[str, Any]:
+def _cloud_config(part: Part, place: Place) -> dict[str, Any]:
     keys: list[str] = []
     try:
         import yaml
@@ -226,26 +232,26 @@ def _cloud_config(part: userdata.Part, place: validate._Place) -> dict[str, Any]
     return {"where": _where(place, None), "keys": keys}
 
 
-def _placed(raw: bytes) -> tuple[str, list[tuple[userdata.Part, validate._Place]], list[str]]:
+def _placed(raw: bytes) -> tuple[str, list[tuple[Part, Place]], list[str]]:
     """The format, the parts with their places, and the texts the microboot stage scans."""
     data = userdata.decode_input(raw)
-    if userdata.looks_like_mime(data):
-        parts = userdata.parse_parts(data)
+    if mime_read.looks_like_mime(data):
+        parts = mime_read.parse_parts(data)
         texts = [p.text if p.encoded is None else "" for p in parts]  # one per part number
-        return "mime", validate._mime_placed(parts), texts
-    text = userdata._decode_text(data) or data.decode("utf-8", "replace")
-    if userdata.is_old_syntax(text):
-        parts = userdata.split_old_syntax(text)
-        placed = [(p, validate._Place(None, p.content_type, p.line)) for p in parts]
+        return "mime", mime_placed(parts), texts
+    text = userdata.decode_text(data) or data.decode("utf-8", "replace")
+    if is_old_syntax(text):
+        parts = split_old_syntax(text)
+        placed = [(p, Place(None, p.content_type, p.line)) for p in parts]
         return "old-syntax", placed, [text]
-    part = userdata.Part(headers=[("Content-Type", userdata._guess_type(data))], payload=data)
-    return "cloud-init", [(part, validate._Place(None, part.content_type, 1))], [text]
+    part = Part(headers=[("Content-Type", userdata.guess_type(data))], payload=data)
+    return "cloud-init", [(part, Place(None, part.content_type, 1))], [text]
 
 
 def explain(raw: bytes) -> dict[str, Any]:
     """What each consumer reads from ``raw`` (see the module docstring).
 
-    Raises :class:`userdata.UserDataError` for data that cannot be read at
+    Raises :class:`userdata_part.UserDataError` for data that cannot be read at
     all (gzip bomb, malformed MIME): ``validate`` says why.
     """
     kind, placed, texts = _placed(raw)
@@ -270,13 +276,13 @@ def explain(raw: bytes) -> dict[str, Any]:
             if also:
                 script["also_runs"] = also
             report["scripts"].append(script)
-        elif ctype == userdata.CLOUD_CONFIG:
+        elif ctype == CLOUD_CONFIG:
             report["cloud_config"].append(_cloud_config(part, place))
     report["unread"] = _unread(raw, skipped)
     return report
 
 
-def _sections_inside(script: userdata.Part, later: list[userdata.Part], kind: str) -> str:
+def _sections_inside(script: Part, later: list[Part], kind: str) -> str:
     """Old syntax: the lines of a script without ``exit`` that are sections too."""
     if kind != "old-syntax" or not script.line:
         return ""

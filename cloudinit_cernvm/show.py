@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cloudinit_cernvm import redact, safefile, userdata
-from cloudinit_cernvm.userdata import Part, UserDataError
+from cloudinit_cernvm import content_types, redact, safefile, userdata
+from cloudinit_cernvm.userdata_part import SCRIPT_HEADER, Part, UserDataError
 
 #: the handlers' records are small; a bigger one is not theirs
 MAX_RECORD = 1024 * 1024
@@ -55,14 +55,14 @@ _LIST_RECORD = frozenset({"warnings", "parts", "problems", "types", "errors", "m
 
 def _ini_summary(text: str) -> list[dict[str, Any]]:
     sections: list[dict[str, Any]] = []
-    from cloudinit_cernvm import validate
+    from cloudinit_cernvm import amiconfig_ini
 
     for line in text.split("\n"):
-        header = validate._SECTION.match(line)
+        header = amiconfig_ini.SECTION.match(line)
         if header:
             sections.append({"section": header.group("header"), "keys": []})
             continue
-        option = validate._OPTION.match(line)
+        option = amiconfig_ini.OPTION.match(line)
         if option and sections and not line[:1].isspace() and line.strip()[:1] not in "#;":
             sections[-1]["keys"].append(option.group("option").strip())
     return sections
@@ -85,18 +85,18 @@ def describe_part(part: Part) -> dict[str, Any]:
         return info
     ctype = part.content_type
     text = part.text
-    if ctype in (userdata.AMICONFIG, userdata.AMICONFIG_USER_DATA):
+    if ctype in (content_types.AMICONFIG, content_types.AMICONFIG_USER_DATA):
         info["sections"] = _ini_summary(text)
-    elif ctype == userdata.UCERNVM:
+    elif ctype == content_types.UCERNVM:
         from cloudinit_cernvm import ucernvm
 
         info["keys"] = [key for _, key, _ in ucernvm.block_lines(text)]
-    elif ctype == userdata.CLOUD_CONFIG:
+    elif ctype == content_types.CLOUD_CONFIG:
         info["keys"] = _cloud_config_keys(text)
-    elif ctype in (userdata.SCRIPT, userdata.SCRIPT_BEFORE):
+    elif ctype in (content_types.SCRIPT, content_types.SCRIPT_BEFORE):
         info["interpreter"] = text.split("\n", 1)[0][2:].strip()
         info["lines"] = text.count("\n")
-        when = part.header(userdata.SCRIPT_HEADER)
+        when = part.header(SCRIPT_HEADER)
         if when:
             info["runs"] = f"{when} amiconfig"
     return info

@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cloudinit_cernvm import userdata as ud
+from cloudinit_cernvm import content_types as ct
 from tests.cloudinit.helpers import assert_clean_boot
 from tests.harness import sandbox
 
@@ -94,21 +94,21 @@ def env_of(path: Path) -> dict[str, str]:
 def test_amiconfig_parts_scripts_and_ucernvm(machine_factory):
     machine = fake_machine(machine_factory, extra_config=config(str(FAKE)))
     user_data = mime(
-        (ud.SCRIPT_BEFORE,
+        (ct.SCRIPT_BEFORE,
          f"#!/bin/sh\necho before >> {EVENTS}\nenv > /var/log/before-env\n"),
-        (ud.AMICONFIG,
+        (ct.AMICONFIG,
          "[amiconfig]\nplugins = condor\n[cernvm]\nusers = alice:alice:pw\n"),
-        (ud.UCERNVM,
+        (ct.UCERNVM,
          "[ucernvm-begin]\ncvmfs_branch=cernvm-prod.cern.ch\nresize_rootfs=on\n"
          f"cvmfs_proxy=http://squid:3128\ncernvm_inject={INJECT}\n[ucernvm-end]\n"),
         ("text/cloud-config",
          "#cloud-config\nruncmd:\n"
          f" - [sh, -c, 'echo runcmd >> {EVENTS}; env > /var/log/runcmd-env']\n"),
-        (ud.AMICONFIG,
+        (ct.AMICONFIG,
          "## template: jinja\n[condor]\nhost = {{ v1.local_hostname }}\n"
          "instance = {{ instance_id }}\ncloud = {{ cloud_name }}\nprovider = {{ provider }}\n"),
-        (ud.AMICONFIG, "## template: jinja\n[squid]\nbroken = {{ no_such_name }}\n"),
-        (ud.SCRIPT, f"#!/bin/sh\necho after >> {EVENTS}\nenv > /var/log/after-env\n"),
+        (ct.AMICONFIG, "## template: jinja\n[squid]\nbroken = {{ no_such_name }}\n"),
+        (ct.SCRIPT, f"#!/bin/sh\necho after >> {EVENTS}\nenv > /var/log/after-env\n"),
     )
     machine.write_seed("EC2", user_data, META, ucontext=UCONTEXT)
     assert_clean_boot(machine, machine.boot())

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from cloudinit_cernvm import cli
-from cloudinit_cernvm import userdata as ud
+from cloudinit_cernvm import content_types as ct
 from tests.cloudinit.helpers import assert_clean_boot
 from tests.harness import sandbox
 from tests.iso.iso_helpers import extract, fake_sysroot, fetch_context
@@ -46,10 +46,10 @@ echo "epilog $1 $(cat "$CONTEXT_DIR/state")" >> {EVENTS}
 USER_DATA = (
     'Content-Type: multipart/mixed; boundary="B"\nMIME-Version: 1.0\n\n'
     f"--B\nContent-Type: text/cloud-boothook\n\n#!/bin/sh\necho boothook >> {EVENTS}\n"
-    f"--B\nContent-Type: {ud.AMICONFIG}\n\n[cernvm]\nusers = alice:alice:{SECRET}\n"
+    f"--B\nContent-Type: {ct.AMICONFIG}\n\n[cernvm]\nusers = alice:alice:{SECRET}\n"
     f"--B\nContent-Type: text/cloud-config\n\n#cloud-config\nruncmd:\n"
     f" - [sh, -c, 'echo runcmd >> {EVENTS}']\n"
-    f"--B\nContent-Type: {ud.SCRIPT}\n\n#!/bin/sh\necho script >> {EVENTS}\n"
+    f"--B\nContent-Type: {ct.SCRIPT}\n\n#!/bin/sh\necho script >> {EVENTS}\n"
     "--B--\n"
 )
 

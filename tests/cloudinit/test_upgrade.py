@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import userdata as ud
+from cloudinit_cernvm import content_types as ct
 from tests.cloudinit.helpers import assert_clean_boot
 from tests.harness import earlier as earlier_release
 from tests.harness import sandbox
@@ -53,17 +53,17 @@ def _count(name: str) -> str:
 #: per-once script written by write_files), at every boot (bootcmd)
 USER_DATA = (
     'Content-Type: multipart/mixed; boundary="UPGRADE"\nMIME-Version: 1.0\n\n'
-    f"--UPGRADE\nContent-Type: {ud.SCRIPT_BEFORE}\n\n#!/bin/sh\n{_count('before')}\n"
-    f"--UPGRADE\nContent-Type: {ud.AMICONFIG}\n\n[amiconfig]\nplugins = condor\n"
+    f"--UPGRADE\nContent-Type: {ct.SCRIPT_BEFORE}\n\n#!/bin/sh\n{_count('before')}\n"
+    f"--UPGRADE\nContent-Type: {ct.AMICONFIG}\n\n[amiconfig]\nplugins = condor\n"
     "[condor]\nhost = worker\n"
-    f"--UPGRADE\nContent-Type: {ud.UCERNVM}\n\n[ucernvm-begin]\n"
+    f"--UPGRADE\nContent-Type: {ct.UCERNVM}\n\n[ucernvm-begin]\n"
     "cvmfs_branch=cernvm-prod.cern.ch\n[ucernvm-end]\n"
     "--UPGRADE\nContent-Type: text/cloud-config\n\n#cloud-config\n"
     f"bootcmd:\n - [sh, -c, '{_count('bootcmd')}']\n"
     f"runcmd:\n - [sh, -c, '{_count('runcmd')}']\n"
     "write_files:\n - path: /var/lib/cloud/scripts/per-once/once.sh\n"
     f"   permissions: '0755'\n   content: |\n     #!/bin/sh\n     {_count('once')}\n"
-    f"--UPGRADE\nContent-Type: {ud.SCRIPT}\n\n#!/bin/sh\n{_count('script')}\n"
+    f"--UPGRADE\nContent-Type: {ct.SCRIPT}\n\n#!/bin/sh\n{_count('script')}\n"
     "--UPGRADE--\n"
 )
 #: after the first boot of the instance; bootcmd counts boots

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloudinit_cernvm import userdata
+from cloudinit_cernvm import old_syntax, userdata
 from tests.harness import sandbox
 from tests.properties.strategies import ascii_line, documents, render
 
@@ -126,5 +126,5 @@ def test_edge_cases_reach_cloud_init_as_written(tmp_path):
 @given(st.lists(documents(ascii_line), min_size=15, max_size=15))
 def test_generated_documents_reach_cloud_init_as_written(tmp_path_factory, batch):
     docs = [render(sections).encode() for sections in batch]
-    docs = [d for d in docs if userdata.is_old_syntax(d.decode())]
+    docs = [d for d in docs if old_syntax.is_old_syntax(d.decode())]
     check_batch(docs, tmp_path_factory.mktemp("batch"))

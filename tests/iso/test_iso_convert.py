@@ -78,8 +78,10 @@ def test_without_convert_stores_raw(tmp_path, userdata):
 def test_convert_error_is_one_line(tmp_path, userdata, capsys, monkeypatch):
     """A user-data the converter refuses: its message, one line, no image."""
 
+    from cloudinit_cernvm.userdata_part import UserDataError
+
     def refuse(raw: bytes) -> bytes:
-        raise userdata.UserDataError("MIME multipart without any part boundary")
+        raise UserDataError("MIME multipart without any part boundary")
 
     monkeypatch.setattr(userdata, "normalize", refuse)
     (tmp_path / "ud").write_bytes(b"Content-Type: multipart/mixed\n\nno parts\n")

@@ -13,7 +13,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 
 from cloudinit_cernvm import explain, userdata, validate
-from cloudinit_cernvm.userdata import UserDataError
+from cloudinit_cernvm.userdata_part import UserDataError
 from tests.properties.strategies import hostile
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))

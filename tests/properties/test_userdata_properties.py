@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloudinit_cernvm import userdata
+from cloudinit_cernvm.userdata_part import SCRIPT_HEADER
 from tests.properties.strategies import old_syntax, render
 
 TYPES = {
@@ -81,4 +82,4 @@ def test_scripts_keep_their_marker_in_a_header(sections):
         if kind != "script":
             break
         when = re.search(r"\.(before|after)$", lines[0])
-        assert part.get(userdata.SCRIPT_HEADER) == (when.group(1) if when else None)
+        assert part.get(SCRIPT_HEADER) == (when.group(1) if when else None)

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import amiconfig
+from cloudinit_cernvm import amiconfig, old_syntax
 from cloudinit_cernvm import amiconfig_input as ami
-from cloudinit_cernvm import userdata as ud
 from cloudinit_cernvm.content_types import AMICONFIG, UCERNVM
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "amiconfig"
@@ -44,7 +43,7 @@ def stand_in(tmp_path: Path, text: str, defaults: str = DEFAULTS) -> tuple[int, 
 def handler_payload(text: str) -> str:
     """The payload the handler builds from the converted user-data's parts."""
     pieces = []
-    for part in ud.split_old_syntax(text):
+    for part in old_syntax.split_old_syntax(text):
         kind = {AMICONFIG: ami.AMICONFIG, UCERNVM: ami.UCERNVM}.get(part.content_type)
         if kind:
             pieces.append(ami.Piece(kind, "part", part.text))
@@ -125,7 +124,7 @@ def test_a_part_without_header_never_lands_in_the_previous_section(tmp_path):
 def test_real_contexts_read_the_same_amiconfig_sections(tmp_path, name):
     original = (REAL / name).read_text(errors="surrogateescape")
     # a script's own "[ ... ]" test lines were sections to the original: not amiconfig text
-    in_scripts = {m.group("header") for part in ud.split_old_syntax(original)
+    in_scripts = {m.group("header") for part in old_syntax.split_old_syntax(original)
                   if part.content_type.startswith("text/x-shellscript")
                   for m in map(ami.SECTION_LINE.match, part.text.split("\n")) if m}
     _, before, _ = stand_in(tmp_path, original)

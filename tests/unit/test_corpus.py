@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import amiconfig_ini, cli, ucernvm, userdata, validate
+from cloudinit_cernvm import amiconfig_ini, cli, mime_read, old_syntax, ucernvm, userdata, validate
 from cloudinit_cernvm.content_types import AMICONFIG, AMICONFIG_USER_DATA, UCERNVM
+from cloudinit_cernvm.validate_problem import ERROR
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real"
 CORPUS = sorted(p for p in REAL.iterdir() if p.name != "SOURCES")
@@ -52,8 +53,8 @@ def amiconfig_reading(texts: list[str]) -> dict[tuple[str, str], str]:
 def input_texts(raw: bytes) -> tuple[str, list[tuple[str, str]]]:
     """The input's format and its (type, text) parts before conversion."""
     data = userdata.decode_input(raw)
-    if userdata.looks_like_mime(data):
-        return "mime", [(p.content_type, p.text) for p in userdata.parse_parts(data)]
+    if mime_read.looks_like_mime(data):
+        return "mime", [(p.content_type, p.text) for p in mime_read.parse_parts(data)]
     return "text", [("text/plain", data.decode("utf-8"))]
 
 
@@ -67,7 +68,7 @@ def test_the_corpus_holds_what_the_issue_names():
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
 def test_validate_finds_no_error(path):
-    errors = [str(p) for p in validate.check(user_data(path)) if p.severity == validate.ERROR]
+    errors = [str(p) for p in validate.check(user_data(path)) if p.severity == ERROR]
     assert errors == []
 
 
@@ -76,7 +77,7 @@ def test_convert_loses_nothing(path):
     raw = user_data(path)
     out = userdata.normalize(raw)
     kind, before = input_texts(raw)
-    after = leaves(out) if userdata.looks_like_mime(out) else [("text/plain", out.decode())]
+    after = leaves(out) if mime_read.looks_like_mime(out) else [("text/plain", out.decode())]
     got_ami = [t for c, t in after if c in (AMICONFIG, AMICONFIG_USER_DATA)]
     got_block = "".join(t for c, t in after if c == UCERNVM)
     if kind == "mime":
@@ -114,7 +115,7 @@ def _block(text: str) -> list[str]:
 
 def _unmarked(line: str) -> str:
     """A first line ``#!/bin/sh.before`` is written ``#!/bin/sh`` (marker in a header)."""
-    match = userdata._MARKER.match(line)
+    match = old_syntax.MARKER.match(line)
     return f"#!{match.group(1)}{match.group(2)}{match.group(4)}" if match else line
 
 
@@ -128,7 +129,7 @@ def _leading_script(text: str) -> str:
     lines = text.lstrip("\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    end = next((k + 1 for k, s in enumerate(lines) if k and userdata._EXIT.match(s)), len(lines))
+    end = next((k + 1 for k, s in enumerate(lines) if k and old_syntax.EXIT.match(s)), len(lines))
     return _unmarked_text("\n".join(lines[:end]) + "\n")
 
 
@@ -136,7 +137,7 @@ def _leading_script(text: str) -> str:
 def test_converting_twice_gives_the_same_parts(path):
     once = userdata.normalize(user_data(path))
     twice = userdata.normalize(once)
-    if not userdata.looks_like_mime(once):
+    if not mime_read.looks_like_mime(once):
         assert twice == once
         return
     assert leaves(twice) == leaves(once)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cloudinit_cernvm import seed, userdata
+from cloudinit_cernvm.userdata_part import UserDataError
 from tests.unit.test_seed import write
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,7 +162,7 @@ def test_a_wrong_boundary_message_does_not_quote_a_password_line():
     mime = (b'Content-Type: multipart/mixed; boundary="XYZ"\nMIME-Version: 1.0\n\n'
             b"--password=hunter2\nContent-Type: text/x-shellscript\n\n#!/bin/sh\n"
             b"--password=hunter2--\n")
-    with pytest.raises(userdata.UserDataError) as err:
+    with pytest.raises(UserDataError) as err:
         userdata.normalize(mime)
     message = str(err.value)
     assert "hunter2" not in message
@@ -195,9 +196,9 @@ TOO_DEEP = r"MIME multiparts nested (\d+ levels deep|too deep to be parsed) \(at
 def test_deep_mime_is_one_clear_error(depth):
     data = deep_mime(depth)
     assert len(data) < 64 * 1024
-    with pytest.raises(userdata.UserDataError, match=TOO_DEEP):
+    with pytest.raises(UserDataError, match=TOO_DEEP):
         userdata.normalize(data)
-    with pytest.raises(userdata.UserDataError, match=TOO_DEEP):
+    with pytest.raises(UserDataError, match=TOO_DEEP):
         userdata.parts_of(data)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cloudinit_cernvm import show, userdata
+from cloudinit_cernvm import old_syntax, show
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 
 def test_show_part_descriptions_and_records_keep_no_values():
-    parts = userdata.split_old_syntax((SAMPLES / "legacy-mixed.txt").read_text())
+    parts = old_syntax.split_old_syntax((SAMPLES / "legacy-mixed.txt").read_text())
     described = [show.describe_part(p) for p in parts]
     assert described[0]["interpreter"] == "/bin/sh"
     assert described[1]["keys"] == ["cvmfs_branch", "resize_rootfs"]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import userdata
-from cloudinit_cernvm.userdata import UserDataError, normalize
+from cloudinit_cernvm import gzip_input, mime_read, old_syntax, userdata
+from cloudinit_cernvm.userdata import normalize
+from cloudinit_cernvm.userdata_part import UserDataError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
@@ -143,7 +144,7 @@ def test_parts_are_text_never_base64_quoted_printable_only_when_needed():
     assert b"Content-Transfer-Encoding: quoted-printable" in out
     assert b"users =3D j=C3=BCrgen:cms:" in out
     assert b"Content-Transfer-Encoding: 7bit\n\n#cloud-config\na: 1\n" in out
-    parts = userdata.parse_parts(out)
+    parts = mime_read.parse_parts(out)
     assert parts[0].payload == "[cernvm]\nusers = jürgen:cms:\n".encode()
 
 
@@ -181,15 +182,15 @@ def test_gzip_of_cloud_init_format_passes_decompressed():
 
 
 def test_gzip_bomb_is_refused():
-    bomb = gzip.compress(b"\0" * (userdata.MAX_DECOMPRESSED + 1))
+    bomb = gzip.compress(b"\0" * (gzip_input.MAX_DECOMPRESSED + 1))
     with pytest.raises(UserDataError, match="beyond 16 MiB"):
         normalize(bomb)
 
 
 def test_gzip_at_the_cap_is_accepted():
-    assert userdata.gunzip(gzip.compress(b"a" * 1000), limit=1000) == b"a" * 1000
+    assert gzip_input.gunzip(gzip.compress(b"a" * 1000), limit=1000) == b"a" * 1000
     with pytest.raises(UserDataError):
-        userdata.gunzip(gzip.compress(b"a" * 1001), limit=1000)
+        gzip_input.gunzip(gzip.compress(b"a" * 1001), limit=1000)
 
 
 def test_corrupt_gzip_is_refused():
@@ -295,7 +296,7 @@ def test_normalising_own_output_changes_only_the_boundary(name):
 
 
 def test_split_old_syntax_reports_start_lines():
-    found = userdata.split_old_syntax((SAMPLES / "legacy-mixed.txt").read_text())
+    found = old_syntax.split_old_syntax((SAMPLES / "legacy-mixed.txt").read_text())
     assert [(p.content_type, p.line) for p in found] == [
         ("text/x-shellscript", 1),
         ("text/ucernvm", 4),

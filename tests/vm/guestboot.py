@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from cloudinit_cernvm import userdata
+from cloudinit_cernvm import content_types, mime_read
 from tests.fakes.metadata import Instance
 from tests.harness import sandbox
 
@@ -189,8 +189,8 @@ def inputs(cloud: Cloud, side: str, top: Path, report: bool = False) -> Path:
 
 def amiconfig_sections(user_data: bytes) -> bytes:
     """The ``text/amiconfig`` parts of MIME user-data, as amiconfig reads them."""
-    return b"".join(p.payload for p in userdata.parse_parts(user_data)
-                    if p.content_type == userdata.AMICONFIG)
+    return b"".join(p.payload for p in mime_read.parse_parts(user_data)
+                    if p.content_type == content_types.AMICONFIG)
 
 
 def boot(cloud: Cloud, side: str, workdir: Path, *, image: vmimage.VMImage,
