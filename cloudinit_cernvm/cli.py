@@ -150,7 +150,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from cloudinit_cernvm import validate, validate_problem
+    from cloudinit_cernvm import validate
+    from cloudinit_cernvm.validate.problem import ERROR, WARNING
 
     raw = read_user_data(args.file)
     problems = validate.check(raw)
@@ -163,8 +164,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         report = {
             "ok": not failed,
             "strict": args.strict,
-            "errors": sum(p.severity == validate_problem.ERROR for p in problems),
-            "warnings": sum(p.severity == validate_problem.WARNING for p in problems),
+            "errors": sum(p.severity == ERROR for p in problems),
+            "warnings": sum(p.severity == WARNING for p in problems),
             "format": kind,
             "parts": [p.content_type for p in parts],
             "findings": [p.as_dict() for p in problems],

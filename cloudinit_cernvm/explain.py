@@ -19,9 +19,9 @@ from cloudinit_cernvm import amiconfig_ini, mime_read, redact, ucernvm, userdata
 from cloudinit_cernvm.content_types import CLOUD_CONFIG, SCRIPT, SCRIPT_BEFORE
 from cloudinit_cernvm.old_syntax import MARKER, is_old_syntax, split_old_syntax
 from cloudinit_cernvm.userdata_part import Part
-from cloudinit_cernvm.validate_amiconfig import Joined, is_amiconfig
-from cloudinit_cernvm.validate_mime import mime_placed
-from cloudinit_cernvm.validate_problem import Place
+from cloudinit_cernvm.validate.amiconfig import Joined, is_amiconfig
+from cloudinit_cernvm.validate.mime import mime_placed
+from cloudinit_cernvm.validate.problem import Place
 
 #: the microboot stage writes at most this many settings (as its awk does)
 MAX_SETTINGS = 256

@@ -17,7 +17,7 @@ import pytest
 
 from cloudinit_cernvm import amiconfig_ini, cli, mime_read, old_syntax, ucernvm, userdata, validate
 from cloudinit_cernvm.content_types import AMICONFIG, AMICONFIG_USER_DATA, UCERNVM
-from cloudinit_cernvm.validate_problem import ERROR
+from cloudinit_cernvm.validate.problem import ERROR
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real"
 CORPUS = sorted(p for p in REAL.iterdir() if p.name != "SOURCES")

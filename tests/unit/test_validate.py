@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cloudinit_cernvm import validate, validate_problem
+from cloudinit_cernvm import validate
+from cloudinit_cernvm.validate import problem
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
@@ -216,8 +217,8 @@ def test_bomb_and_plain_formats():
 
 def test_every_code_has_a_severity_and_a_readme_row():
     readme = (Path(__file__).resolve().parents[2] / "README.rst").read_text()
-    for code, (severity, meaning) in validate_problem.CODES.items():
-        assert severity in (validate_problem.ERROR, validate_problem.WARNING) and meaning
+    for code, (severity, meaning) in problem.CODES.items():
+        assert severity in (problem.ERROR, problem.WARNING) and meaning
         assert f"``{code}``" in readme, code
 
 

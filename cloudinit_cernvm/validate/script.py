@@ -15,7 +15,7 @@ from cloudinit_cernvm.amiconfig_ini import KNOWN_SECTIONS
 from cloudinit_cernvm.content_types import SCRIPT, SCRIPT_BEFORE
 from cloudinit_cernvm.old_syntax import EXIT
 from cloudinit_cernvm.userdata_part import Part
-from cloudinit_cernvm.validate_problem import Place, Problem
+from cloudinit_cernvm.validate.problem import Place, Problem
 
 
 def _section_line(line: str) -> bool:

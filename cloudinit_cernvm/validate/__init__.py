@@ -5,7 +5,7 @@ returns one :class:`Problem` per finding, each saying where it is (a line
 of old-syntax text, or a MIME part and a line in it), how bad it is and
 what to do. Nothing here changes the data.
 
-Each finding has a severity and a stable code (:data:`validate_problem.CODES`,
+Each finding has a severity and a stable code (:data:`validate.problem.CODES`,
 listed in the README):
 
 - an *error*: the context will not do what it says with this project
@@ -24,9 +24,9 @@ parser's rules (:mod:`cloudinit_cernvm.amiconfig_ini`).
 
 This module is the entry and the flow: it reads the input as the
 converter does and hands each part to the check of what it is, each in a
-room of its own (:mod:`validate_mime`, :mod:`validate_amiconfig`,
-:mod:`validate_ucernvm`, :mod:`validate_cloud_config`,
-:mod:`validate_script`), which all return :class:`validate_problem.Problem`.
+room of its own (:mod:`validate.mime`, :mod:`validate.amiconfig`,
+:mod:`validate.ucernvm`, :mod:`validate.cloud_config`,
+:mod:`validate.script`), which all return :class:`validate.problem.Problem`.
 Only the CLI imports it: it is not on the boot path.
 """
 
@@ -43,12 +43,12 @@ from cloudinit_cernvm.content_types import (
 )
 from cloudinit_cernvm.old_syntax import is_old_syntax, split_old_syntax
 from cloudinit_cernvm.userdata_part import Part, UserDataError
-from cloudinit_cernvm.validate_amiconfig import check_amiconfig, is_amiconfig
-from cloudinit_cernvm.validate_cloud_config import check_cloud_config
-from cloudinit_cernvm.validate_mime import mime_placed, mime_problems
-from cloudinit_cernvm.validate_problem import ERROR, Place, Problem
-from cloudinit_cernvm.validate_script import check_script, script_runs_sections
-from cloudinit_cernvm.validate_ucernvm import check_ucernvm, raw_markers
+from cloudinit_cernvm.validate.amiconfig import check_amiconfig, is_amiconfig
+from cloudinit_cernvm.validate.cloud_config import check_cloud_config
+from cloudinit_cernvm.validate.mime import mime_placed, mime_problems
+from cloudinit_cernvm.validate.problem import ERROR, Place, Problem
+from cloudinit_cernvm.validate.script import check_script, script_runs_sections
+from cloudinit_cernvm.validate.ucernvm import check_ucernvm, raw_markers
 
 #: Types whose base64 the issue requires decoded (all text is, in fact).
 CERNVM_TYPES = frozenset({AMICONFIG, AMICONFIG_USER_DATA, UCERNVM})

@@ -6,7 +6,7 @@ cloud-init (both only when a cloud-config part is checked).
 
 from __future__ import annotations
 
-from cloudinit_cernvm.validate_problem import Place, Problem
+from cloudinit_cernvm.validate.problem import Place, Problem
 
 
 def check_cloud_config(text: str, place: Place) -> list[Problem]:

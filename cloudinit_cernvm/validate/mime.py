@@ -14,7 +14,7 @@ import email
 from cloudinit_cernvm import mime_read
 from cloudinit_cernvm.old_syntax import is_old_syntax, split_old_syntax
 from cloudinit_cernvm.userdata_part import Part, UserDataError
-from cloudinit_cernvm.validate_problem import Place, Problem
+from cloudinit_cernvm.validate.problem import Place, Problem
 
 
 def mime_problems(data: bytes) -> tuple[list[Problem], list[Part] | None]:

@@ -14,7 +14,7 @@ from cloudinit_cernvm import amiconfig_ini, ucernvm
 from cloudinit_cernvm.amiconfig_ini import KNOWN_PLUGINS, KNOWN_SECTIONS
 from cloudinit_cernvm.content_types import AMICONFIG, AMICONFIG_USER_DATA
 from cloudinit_cernvm.userdata_part import Part
-from cloudinit_cernvm.validate_problem import Place, Problem
+from cloudinit_cernvm.validate.problem import Place, Problem
 
 _MARKER_NAMES = (ucernvm.BEGIN[1:-1], ucernvm.END[1:-1])
 

@@ -9,7 +9,7 @@ rules of µCernVM's shell, not of amiconfig or cloud-init.
 from __future__ import annotations
 
 from cloudinit_cernvm import ucernvm
-from cloudinit_cernvm.validate_problem import Place, Problem
+from cloudinit_cernvm.validate.problem import Place, Problem
 
 #: µCernVM keys that take on/off
 SWITCH_KEYS = frozenset({"RESIZE_ROOTFS", "USE_BOOTHD", "USEGLIDEINWMS", "CVM_CLUSTER_MASTER"})
