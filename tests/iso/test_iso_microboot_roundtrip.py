@@ -23,13 +23,12 @@ from iso_helpers import (
     public_key,
 )
 
-PROVIDERS = {
-    "hepix": ("CONTEXT", "OpenNebula"),
-    "opennebula": ("CONTEXT", "OpenNebula"),
-    "configdrive": ("config-2", "ConfigDrive"),
-    "cloudstack": ("config-2", "CloudStack"),
-    "nocloud": ("cidata", "NoCloud"),
-}
+from cloudinit_cernvm import providers
+from cloudinit_cernvm.context_image import formats
+
+#: each format: the label it carries, the provider the stage must name for it
+PROVIDERS = {fmt: (formats.LABELS[fmt], providers.with_media(fmt).name)
+             for fmt in formats.FORMATS}
 
 
 @pytest.mark.parametrize("fmt", sorted(PROVIDERS))
