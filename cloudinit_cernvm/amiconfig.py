@@ -29,12 +29,19 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from cloudinit_cernvm import redact, safefile, templates
-from cloudinit_cernvm.amiconfig_metadata import InstanceMeta, write_metadata_tree
-from cloudinit_cernvm.amiconfig_settings import Settings
-from cloudinit_cernvm.bounded_process import RunResult, log_output, run_bounded
+from cloudinit_cernvm import redact, safefile
 from cloudinit_cernvm.private_files import private_dir, write_json, write_private
+
+if TYPE_CHECKING:
+    from cloudinit_cernvm.amiconfig_metadata import InstanceMeta
+    from cloudinit_cernvm.amiconfig_settings import Settings
+    from cloudinit_cernvm.bounded_process import RunResult
+
+# The rooms a run needs (templates, the metadata tree, bounded processes) are
+# imported where the run needs them: a later pass of the instance, or a
+# machine without amiconfig, stops before and loads none of them.
 
 LOG = logging.getLogger(__name__)
 
@@ -93,6 +100,8 @@ def prepare_parts(
     written (amiconfig skips the header line, which is a comment) and named
     in a warning, so that one bad template does not lose the other sections.
     """
+    from cloudinit_cernvm import templates
+
     texts: list[str] = []
     warnings: list[str] = []
     for name, text in parts:
@@ -121,6 +130,8 @@ def run_before_scripts(
     warnings: list[str] = []
     if not scripts:
         return records, warnings
+    from cloudinit_cernvm.bounded_process import log_output, run_bounded
+
     private_dir(directory)
     for index, script in enumerate(scripts):
         path = os.path.join(directory, f"{index:02d}-{_safe_name(script.name)}")
@@ -241,6 +252,7 @@ def log_amiconfig_output(output: str) -> None:
     lines that say nothing; they stay in ``amiconfig.log``.
     """
     from cloudinit_cernvm import amiconfig_input
+    from cloudinit_cernvm.bounded_process import log_output
 
     log_output("amiconfig", "\n".join(
         line for line in output.splitlines() if not amiconfig_input.is_chatter(line)))
@@ -290,6 +302,9 @@ def contextualize(
     reason = done_before(settings)
     if reason:
         return _skip(cernvm_dir, record, reason, bool(part_count or scripts))
+    from cloudinit_cernvm.amiconfig_metadata import write_metadata_tree
+    from cloudinit_cernvm.bounded_process import run_bounded
+
     payload = build_payload(parts)
     write_private(payload_path, payload)
     url = write_metadata_tree(os.path.join(cernvm_dir, METADATA_NAME), meta, payload)

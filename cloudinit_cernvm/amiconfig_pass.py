@@ -20,15 +20,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from cloudinit_cernvm import (
-    amiconfig,
-    amiconfig_input,
-    amiconfig_metadata,
-    amiconfig_settings,
-    safefile,
-    templates,
-)
+from cloudinit_cernvm import amiconfig, safefile
+
+if TYPE_CHECKING:
+    from cloudinit_cernvm import amiconfig_input, amiconfig_metadata
+
+# The other rooms of a run are imported past the early returns of ``finish``
+# (a later pass of the instance, a machine without amiconfig), as one
+# amiconfig module was before: cloud-init calls ``__end__`` at every consume.
 
 LOG = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Instance:
 
 
 def _instance_meta(instance: Instance) -> amiconfig_metadata.InstanceMeta:
+    from cloudinit_cernvm import amiconfig_metadata
+
     metadata = instance.meta_data
 
     def text(key: str) -> str | None:
@@ -85,6 +88,8 @@ def _instance_meta(instance: Instance) -> amiconfig_metadata.InstanceMeta:
 
 
 def _template_variables(instance: Instance, meta: amiconfig_metadata.InstanceMeta) -> dict:
+    from cloudinit_cernvm import templates
+
     data = templates.load_instance_data(instance.run_dir)
     v1 = data.get("v1") if isinstance(data.get("v1"), dict) else {}
     return templates.template_variables(data, {
@@ -145,7 +150,8 @@ def _record_extra_ucernvm(cernvm_dir: str, path: str, text: str, ucontext: str |
 def _pieces(parts: list[tuple[str, str]], blocks: list[tuple[int, str]], texts: list[str],
             extra: tuple[str, str, str | None] | None) -> list[amiconfig_input.Piece]:
     """The payload's pieces in the original's order: parts, µCernVM blocks, extra last."""
-    ami = amiconfig_input
+    from cloudinit_cernvm import amiconfig_input as ami
+
     pieces = []
     blocks = list(blocks)
     for index, ((name, _), text) in enumerate(zip(parts, texts)):
@@ -173,6 +179,8 @@ def finish(instance: Instance, parts: list[tuple[str, str]], blocks: list[tuple[
                      " of this pass not run", os.path.join(cernvm_dir, amiconfig.RECORD_NAME),
                      len(parts) + len(scripts))
         return None
+    from cloudinit_cernvm import amiconfig_settings
+
     settings, warnings = amiconfig_settings.settings_from(instance.ds_cfg)
     extra = _extra_user_data(instance)
     if extra is not None:
@@ -180,6 +188,8 @@ def finish(instance: Instance, parts: list[tuple[str, str]], blocks: list[tuple[
     if (not parts and not scripts and extra is None and not warnings
             and not amiconfig.installed(settings.command)):
         return amiconfig.skip_not_installed(cernvm_dir, settings, instance.instance_id)
+    from cloudinit_cernvm import amiconfig_input, templates
+
     meta = _instance_meta(instance)
     variables = None
     if any(templates.is_template(text) for _, text in parts):
